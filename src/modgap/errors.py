@@ -1,0 +1,21 @@
+"""Exception types shared by every stage, so the CLI can report them uniformly."""
+
+
+class ModgapError(Exception):
+    """Base class: an error the user can fix (bad input, bad config, corrupted file)."""
+
+
+class ConfigError(ModgapError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+class ChecksumError(ModgapError):
+    """A file's sha256 does not match the expected value; the message names the file."""
+
+
+class InvalidEmbeddingsError(ModgapError):
+    """Embeddings contain NaN/Inf, zero rows, the wrong dimension or too few samples."""
+
+
+class DownloadError(ModgapError):
+    """A remote resource could not be fetched or is incomplete."""

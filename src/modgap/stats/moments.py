@@ -1,0 +1,157 @@
+"""Streaming first and second moments of embedding matrices (float64, O(d^2) memory).
+
+This is the one implementation of means and covariances that every stage (gap statistics,
+alignment methods, diagnostics) uses. Rows are optionally re-normalised to unit L2 norm, as both
+papers assume (spec gap-theory 0.3). Sums are taken around a fixed shift (the first chunk's mean)
+so that the covariance does not suffer from catastrophic cancellation when the mean is large
+relative to the spread, which is the normal case for modality-gapped embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modgap.validate import check_embeddings
+
+DEFAULT_CHUNK_ROWS = 16384
+
+
+def open_embeddings(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    """Return an (n, d) array, memory-mapping ``.npy`` files instead of reading them whole."""
+    if isinstance(source, np.ndarray):
+        return source
+    path = Path(source)
+    if not path.exists():
+        from modgap.errors import InvalidEmbeddingsError
+
+        raise InvalidEmbeddingsError(f"{path}: embedding file does not exist")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def iter_chunks(
+    source: str | os.PathLike[str] | np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start_row, chunk)`` blocks of at most ``chunk_rows`` rows."""
+    array = open_embeddings(source)
+    for start in range(0, array.shape[0], chunk_rows):
+        yield start, np.asarray(array[start : start + chunk_rows])
+
+
+@dataclass
+class MomentAccumulator:
+    """Running count, mean and (population, 1/n) covariance of a stream of row blocks.
+
+    ``normalise`` re-normalises each row to unit norm before accumulation; ``name`` is used in
+    error messages. ``with_cov=False`` keeps only the mean (O(d) memory and time per row).
+    """
+
+    dim: int
+    name: str = "embeddings"
+    normalise: bool = True
+    with_cov: bool = True
+    n: int = 0
+    _shift: np.ndarray | None = field(default=None, repr=False)
+    _sum: np.ndarray | None = field(default=None, repr=False)
+    _scatter: np.ndarray | None = field(default=None, repr=False)
+
+    def update(self, chunk: np.ndarray, start_row: int = 0) -> MomentAccumulator:
+        check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row)
+        block = np.asarray(chunk, dtype=np.float64)
+        if self.normalise:
+            block = block / np.linalg.norm(block, axis=1, keepdims=True)
+        if self._shift is None:
+            self._shift = block.mean(axis=0)
+            self._sum = np.zeros(self.dim)
+            if self.with_cov:
+                self._scatter = np.zeros((self.dim, self.dim))
+        centred = block - self._shift
+        self._sum += centred.sum(axis=0)
+        if self.with_cov:
+            self._scatter += centred.T @ centred
+        self.n += block.shape[0]
+        return self
+
+    def update_from(
+        self, source: str | os.PathLike[str] | np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    ) -> MomentAccumulator:
+        for start, chunk in iter_chunks(source, chunk_rows):
+            self.update(chunk, start_row=start)
+        return self
+
+    def merge(self, other: MomentAccumulator) -> MomentAccumulator:
+        """Combine two accumulators of the same stream (e.g. from parallel workers)."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            self.n, self._shift = other.n, other._shift.copy()
+            self._sum = other._sum.copy()
+            self._scatter = None if other._scatter is None else other._scatter.copy()
+            return self
+        # Re-express the other's sums around our shift: x - a = (x - b) + (b - a).
+        delta = other._shift - self._shift
+        other_sum = other._sum + other.n * delta
+        if self.with_cov:
+            self._scatter += (
+                other._scatter
+                + np.outer(other._sum, delta)
+                + np.outer(delta, other._sum)
+                + other.n * np.outer(delta, delta)
+            )
+        self._sum += other_sum
+        self.n += other.n
+        return self
+
+    def _require(self, min_n: int) -> None:
+        if self.n < min_n:
+            from modgap.errors import InvalidEmbeddingsError
+
+            raise InvalidEmbeddingsError(f"{self.name}: needs at least {min_n} rows, got {self.n}")
+
+    @property
+    def mean(self) -> np.ndarray:
+        self._require(1)
+        return self._shift + self._sum / self.n
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Population covariance (1/n), symmetrised."""
+        if not self.with_cov:
+            raise ValueError(f"{self.name}: accumulator was created with with_cov=False")
+        self._require(2)
+        centred_mean = self._sum / self.n
+        cov = self._scatter / self.n - np.outer(centred_mean, centred_mean)
+        return (cov + cov.T) / 2
+
+
+def moments_of(
+    source: str | os.PathLike[str] | np.ndarray | Iterable[np.ndarray],
+    *,
+    name: str = "embeddings",
+    normalise: bool = True,
+    with_cov: bool = True,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> MomentAccumulator:
+    """One streaming pass over ``source`` (an array, a ``.npy`` path or an iterable of blocks)."""
+    if isinstance(source, (str, os.PathLike, np.ndarray)):
+        array = open_embeddings(source)
+        if array.ndim != 2:
+            check_embeddings(np.asarray(array), name)
+        acc = MomentAccumulator(array.shape[1], name=name, normalise=normalise, with_cov=with_cov)
+        return acc.update_from(array, chunk_rows)
+    acc = None
+    start = 0
+    for block in source:
+        if acc is None:
+            acc = MomentAccumulator(block.shape[1], name=name, normalise=normalise, with_cov=with_cov)
+        acc.update(block, start_row=start)
+        start += block.shape[0]
+    if acc is None:
+        from modgap.errors import InvalidEmbeddingsError
+
+        raise InvalidEmbeddingsError(f"{name}: no rows")
+    return acc

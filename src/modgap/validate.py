@@ -1,0 +1,51 @@
+"""Input checks for embedding matrices, with messages that say what is wrong and where."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modgap.errors import InvalidEmbeddingsError
+
+
+def check_embeddings(
+    array: np.ndarray,
+    name: str,
+    *,
+    dim: int | None = None,
+    min_rows: int = 1,
+    allow_zero_rows: bool = False,
+    start_row: int = 0,
+) -> None:
+    """Raise :class:`InvalidEmbeddingsError` if ``array`` is not a usable (n, d) embedding block.
+
+    ``name`` identifies the source (a file path or a role such as "image statistics set") and
+    ``start_row`` offsets reported row numbers when ``array`` is a chunk of a larger file.
+    """
+    if array.ndim != 2:
+        raise InvalidEmbeddingsError(f"{name}: expected a 2-D (n, d) array, got shape {array.shape}")
+    n, d = array.shape
+    if dim is not None and d != dim:
+        raise InvalidEmbeddingsError(f"{name}: expected dimension {dim}, got {d}")
+    if n < min_rows:
+        raise InvalidEmbeddingsError(f"{name}: needs at least {min_rows} rows, got {n}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InvalidEmbeddingsError(f"{name}: expected a floating-point array, got {array.dtype}")
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        raise InvalidEmbeddingsError(
+            f"{name}: {bad_rows.size} row(s) contain NaN or Inf, first at row {start_row + int(bad_rows[0])}"
+        )
+    if not allow_zero_rows:
+        norms = np.linalg.norm(array, axis=1)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise InvalidEmbeddingsError(
+                f"{name}: {zero.size} zero vector(s) cannot be normalised, first at row {start_row + int(zero[0])}"
+            )
+
+
+def l2_normalise(array: np.ndarray, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """Return rows scaled to unit L2 norm in ``dtype`` (zero rows must be rejected beforehand)."""
+    out = np.asarray(array, dtype=dtype)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)

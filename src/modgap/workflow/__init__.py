@@ -1,0 +1,1 @@
+"""Helpers for driving the Snakemake workflow and its DVC facade."""
