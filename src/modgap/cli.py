@@ -20,7 +20,9 @@ STAGE_PACKAGES = ("data", "embed", "gap", "align", "mllm", "eval", "report", "wo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modgap", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="modgap", description="Reproduce the modality-gap papers: one subcommand per pipeline stage."
+    )
     parser.add_argument("--version", action="version", version=f"modgap {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -49,9 +49,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

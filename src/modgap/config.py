@@ -1,0 +1,70 @@
+"""Loading and validating the workflow configuration.
+
+JSON-schema checks the shape (every error names the dotted key path); a second pass checks the
+cross-references a schema cannot express (a run naming an unknown encoder, an untrained encoder
+without pretrained weights, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from modgap.errors import ConfigError
+
+DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
+
+
+def _key_path(parts: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "<root>"
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA) -> None:
+    """Raise :class:`ConfigError` naming the first offending key (all schema errors are listed)."""
+    with open(schema_path, encoding="utf-8") as fh:
+        schema = yaml.safe_load(fh)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    _check_references(config)
+
+
+def _check_references(config: Mapping[str, Any]) -> None:
+    datasets, encoders = config["datasets"], config["encoders"]
+    for name, enc in encoders.items():
+        train = enc.get("train")
+        if train is None and not enc.get("pretrained"):
+            raise ConfigError(f"encoders.{name}: needs either 'pretrained' or a 'train' section")
+        if train is not None and enc.get("pretrained"):
+            raise ConfigError(f"encoders.{name}: 'pretrained' and 'train' are mutually exclusive")
+        if train is not None and train["dataset"] not in datasets:
+            raise ConfigError(f"encoders.{name}.train.dataset: unknown dataset '{train['dataset']}'")
+    for i, run in enumerate(config["runs"]):
+        if run["encoder"] not in encoders:
+            raise ConfigError(f"runs.{i}.encoder: unknown encoder '{run['encoder']}'")
+        if run["dataset"] not in datasets:
+            raise ConfigError(f"runs.{i}.dataset: unknown dataset '{run['dataset']}'")
+    report = config.get("report", {})
+    if report.get("pca_split") and report["pca_split"] not in config["embed"]["splits"]:
+        raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
+
+
+def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    validate_config(config, schema_path)
+    return config

@@ -1,0 +1,84 @@
+# Shared helpers for the rules: target lists, source-file dependencies, parameter serialisation.
+
+import json
+from pathlib import Path
+
+SPLITS = config["embed"]["splits"]
+RUNS = [(run["encoder"], run["dataset"]) for run in config["runs"]]
+# Files every stage imports; editing them reruns every stage.
+CORE_SOURCES = sorted(
+    str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "__init__.py"}
+)
+
+
+wildcard_constraints:
+    enc=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    ds=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    split="|".join(SPLITS),
+
+
+def src_files(*packages):
+    """Source files of the given modgap sub-packages plus the core modules.
+
+    Snakemake does not see edits to imported Python modules, so each rule lists the code it runs
+    as inputs: editing one of these files reruns the rule and what depends on it.
+    """
+    files = list(CORE_SOURCES)
+    for package in packages:
+        files += sorted(str(p) for p in Path("src/modgap", package).rglob("*.py"))
+    return files
+
+
+def as_json(obj):
+    """Canonical JSON for params: key order never causes a spurious rerun."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def encoder_checkpoint(enc):
+    """The open_clip `pretrained=` argument: a trained checkpoint path or a pretrained tag."""
+    spec = config["encoders"][enc]
+    if "train" in spec:
+        return f"results/encoders/{enc}/open_clip.pt"
+    return spec["pretrained"]
+
+
+def trained_checkpoint_input(wildcards):
+    """Dependency on the encoder rule, only for encoders this workflow trains itself."""
+    if "train" in config["encoders"][wildcards.enc]:
+        return [f"results/encoders/{wildcards.enc}/open_clip.pt"]
+    return []
+
+
+def embedding_files(enc, ds, split):
+    root = f"results/embeddings/{enc}/{ds}/{split}"
+    return {
+        "image": f"{root}/image.npy",
+        "text": f"{root}/text.npy",
+        "image_ids": f"{root}/image_ids.txt",
+        "text_ids": f"{root}/text_ids.txt",
+        "meta": f"{root}/meta.json",
+    }
+
+
+def all_embeddings():
+    return [
+        path
+        for enc, ds in RUNS
+        for split in SPLITS
+        for path in embedding_files(enc, ds, split).values()
+    ]
+
+
+def all_targets():
+    return all_embeddings() + report_targets()
+
+
+def report_targets():
+    return [
+        "results/metrics/encoder.json",
+        "results/tables/encoder.md",
+        "results/tables/encoder.csv",
+        "results/tables/encoder.tex",
+        "results/figures/embedding_pca.png",
+        "results/figures/embedding_pca.pdf",
+    ]

@@ -1,0 +1,19 @@
+# Data stage: fetch or read a dataset, verify every checksum, assign seeded disjoint splits.
+
+
+rule prepare_dataset:
+    input:
+        code=src_files("data"),
+    output:
+        manifest="resources/datasets/{ds}/manifest.parquet",
+        summary="resources/datasets/{ds}/summary.json",
+    params:
+        dataset=lambda wc: as_json(config["datasets"][wc.ds]),
+        seed=config["seed"],
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/data/{ds}.log",
+    shell:
+        "modgap data prepare --dataset-config {params.dataset:q} --seed {params.seed}"
+        " --out {output.manifest} > {log} 2>&1"

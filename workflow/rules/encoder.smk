@@ -1,0 +1,25 @@
+# Encoder stage: LiT-style training of the projection heads of a project-built open_clip model
+# (towers locked). Paper-tier encoders with a pretrained tag skip this rule.
+
+
+rule train_encoder:
+    input:
+        manifest=lambda wc: (
+            f"resources/datasets/{config['encoders'][wc.enc]['train']['dataset']}/manifest.parquet"
+        ),
+        code=src_files("embed"),
+    output:
+        checkpoint="results/encoders/{enc}/open_clip.pt",
+        summary="results/encoders/{enc}/train.json",
+        metrics="results/encoders/{enc}/diag_metrics.json",
+    params:
+        model=lambda wc: config["encoders"][wc.enc]["model"],
+        train=lambda wc: as_json(config["encoders"][wc.enc]["train"]),
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/encoder/{enc}.log",
+    shell:
+        "modgap embed encoder-train --manifest {input.manifest} --model {params.model}"
+        " --params {params.train:q} --out-dir results/encoders/{wildcards.enc}"
+        " --metrics-out {output.metrics} > {log} 2>&1"

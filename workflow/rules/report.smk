@@ -1,0 +1,33 @@
+# Reports: tables (markdown, CSV, LaTeX), figures (PNG + PDF) and DVC metrics.
+
+
+
+rule encoder_report:
+    input:
+        diag=[embedding_files(enc, ds, "diag")["meta"] for enc, ds in RUNS],
+        pca=[embedding_files(enc, ds, config["report"]["pca_split"])["meta"] for enc, ds in RUNS],
+        code=src_files("report", "embed"),
+    output:
+        metrics="results/metrics/encoder.json",
+        table_md="results/tables/encoder.md",
+        table_csv="results/tables/encoder.csv",
+        table_tex="results/tables/encoder.tex",
+        pca_png=report(
+            "results/figures/embedding_pca.png",
+            caption="../report/embedding_pca.rst",
+            category="Encoder",
+        ),
+        pca_pdf="results/figures/embedding_pca.pdf",
+    params:
+        runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
+        pca_split=config["report"]["pca_split"],
+        seed=config["seed"],
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/report/encoder.log",
+    shell:
+        "modgap report encoder --runs {params.runs:q} --embeddings-root results/embeddings"
+        " --pca-split {params.pca_split} --seed {params.seed}"
+        " --metrics-out {output.metrics} --tables-prefix results/tables/encoder"
+        " --figure-prefix results/figures/embedding_pca > {log} 2>&1"
