@@ -33,7 +33,20 @@ def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike[st
     if errors:
         lines = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    _check_datasets(config)
     _check_references(config)
+
+
+def _check_datasets(config: Mapping[str, Any]) -> None:
+    from modgap.data.config import dataset_schema
+
+    validator = jsonschema.Draft202012Validator(dataset_schema())
+    lines = []
+    for name, dataset in config["datasets"].items():
+        for error in sorted(validator.iter_errors(dataset), key=lambda e: list(e.absolute_path)):
+            lines.append(f"{_key_path(['datasets', name, *error.absolute_path])}: {error.message}")
+    if lines:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
 
 
 def _check_references(config: Mapping[str, Any]) -> None:
