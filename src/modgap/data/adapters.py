@@ -69,13 +69,10 @@ def hash_images(paths: Sequence[Path], *, progress: bool = True, workers: int = 
     workers = max(1, min(workers, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(sha256_file, paths)
-        return list(tqdm(results, total=len(paths), desc="hash images", unit="img",
-                         disable=not progress, leave=False))
+        return list(tqdm(results, total=len(paths), desc="hash images", unit="img", disable=not progress, leave=False))
 
 
-def _finish(
-    rows: list[dict[str, Any]], paths: list[Path], *, compute_sha: bool, progress: bool
-) -> pd.DataFrame:
+def _finish(rows: list[dict[str, Any]], paths: list[Path], *, compute_sha: bool, progress: bool) -> pd.DataFrame:
     """Attach image paths and hashes; check ids are unique; return the canonical table sorted by id."""
     if not rows:
         raise DatasetFormatError("the dataset has no items")
@@ -104,8 +101,14 @@ def adapt_embedded(root: Path, cfg: Mapping[str, Any], *, seed: int, progress: b
     manifest = root / cfg.get("embedded", {}).get("manifest", "manifest.csv")
     table = read_embedded_manifest(manifest)
     rows = [
-        {"id": r.id, "caption": r.caption, "labels": parse_labels(r.labels), "source": r.source_package,
-         "license": r.license or cfg["license"], "sha256": r.sha256}
+        {
+            "id": r.id,
+            "caption": r.caption,
+            "labels": parse_labels(r.labels),
+            "source": r.source_package,
+            "license": r.license or cfg["license"],
+            "sha256": r.sha256,
+        }
         for r in table.itertuples(index=False)
     ]
     paths = [manifest.parent / f for f in table["file"]]
@@ -160,13 +163,15 @@ def adapt_coco(root: Path, cfg: Mapping[str, Any], *, seed: int, progress: bool 
                 n_without += 1
                 continue
             item_id = f"coco-{image['id']:012d}"
-            rows.append({
-                "id": item_id,
-                "caption": caps[choose_caption_index(item_id, len(caps), seed)][1],
-                "labels": labels.get(image["id"], []),
-                "source": cfg["name"],
-                "license": licenses.get(image.get("license"), cfg["license"]),
-            })
+            rows.append(
+                {
+                    "id": item_id,
+                    "caption": caps[choose_caption_index(item_id, len(caps), seed)][1],
+                    "labels": labels.get(image["id"], []),
+                    "source": cfg["name"],
+                    "license": licenses.get(image.get("license"), cfg["license"]),
+                }
+            )
             paths.append(image_dir / image["file_name"])
         if n_without:
             log.warning("%s: %d image(s) without captions skipped", cap_path, n_without)
@@ -230,8 +235,15 @@ def adapt_folder(root: Path, cfg: Mapping[str, Any], *, seed: int, progress: boo
         chosen = recs[choose_caption_index(item_id, len(recs), seed)]
         # Labels describe the image, so the union over its rows is kept whichever caption is chosen.
         labels = sorted({lab for rec in recs for lab in parse_labels(rec.get("labels"))})
-        rows.append({"id": item_id, "caption": str(chosen["caption"]).strip(), "labels": labels,
-                     "source": cfg["name"], "license": str(chosen.get("license") or cfg["license"])})
+        rows.append(
+            {
+                "id": item_id,
+                "caption": str(chosen["caption"]).strip(),
+                "labels": labels,
+                "source": cfg["name"],
+                "license": str(chosen.get("license") or cfg["license"]),
+            }
+        )
         paths.append(image_dir / file)
     return _finish(rows, paths, compute_sha=cfg["hash_images"], progress=progress)
 

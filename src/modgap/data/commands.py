@@ -19,14 +19,19 @@ def register(subparsers: Any) -> None:
         description="Fetch or verify the dataset described by --dataset-config, build one row per image, "
         "assign seeded stats/diag/train/test splits and write the manifest atomically.",
     )
-    prep.add_argument("--dataset-config", required=True, metavar="JSON_OR_FILE",
-                      help="dataset config as a JSON object string or a .json/.yaml file "
-                      "(schema: modgap/data/dataset_schema.yaml)")
-    prep.add_argument("--out", required=True, metavar="PARQUET",
-                      help="output manifest, e.g. resources/datasets/{ds}/manifest.parquet")
+    prep.add_argument(
+        "--dataset-config",
+        required=True,
+        metavar="JSON_OR_FILE",
+        help="dataset config as a JSON object string or a .json/.yaml file (schema: modgap/data/dataset_schema.yaml)",
+    )
+    prep.add_argument(
+        "--out", required=True, metavar="PARQUET", help="output manifest, e.g. resources/datasets/{ds}/manifest.parquet"
+    )
     prep.add_argument("--seed", type=int, default=None, help="overrides the config's seed (default 0)")
-    prep.add_argument("--summary", default=None, metavar="JSON",
-                      help="summary output (default: summary.json beside --out)")
+    prep.add_argument(
+        "--summary", default=None, metavar="JSON", help="summary output (default: summary.json beside --out)"
+    )
     prep.add_argument("--no-progress", action="store_true", help="no progress bars")
     prep.set_defaults(func=_run_prepare)
 
@@ -43,6 +48,7 @@ def register(subparsers: Any) -> None:
 def _run_prepare(args: argparse.Namespace) -> int:
     from modgap.data.prepare import prepare_dataset  # heavy imports only when the command runs
 
-    prepare_dataset(args.dataset_config, args.out, seed=args.seed, summary_path=args.summary,
-                    progress=not args.no_progress)
+    prepare_dataset(
+        args.dataset_config, args.out, seed=args.seed, summary_path=args.summary, progress=not args.no_progress
+    )
     return 0

@@ -101,11 +101,15 @@ def download_file(
         attempt = 0
         while True:
             try:
-                _fetch_into(session, url, part, timeout_s=timeout_s, chunk_bytes=chunk_bytes,
-                            progress=progress)
+                _fetch_into(session, url, part, timeout_s=timeout_s, chunk_bytes=chunk_bytes, progress=progress)
                 break
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    urllib3.exceptions.HTTPError, _Incomplete) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError,
+                _Incomplete,
+            ) as exc:
                 attempt += 1
                 have = part.stat().st_size if part.exists() else 0
                 if attempt > retries:
@@ -113,8 +117,14 @@ def download_file(
                         f"downloading {url} to {dest} failed after {attempt} attempt(s) ({exc}); "
                         f"{have} bytes kept in {part}, a rerun resumes from there"
                     ) from exc
-                log.warning("download of %s interrupted at %d bytes (%s); resuming (retry %d/%d)",
-                            url, have, exc, attempt, retries)
+                log.warning(
+                    "download of %s interrupted at %d bytes (%s); resuming (retry %d/%d)",
+                    url,
+                    have,
+                    exc,
+                    attempt,
+                    retries,
+                )
                 time.sleep((RETRY_BACKOFF_S if backoff_s is None else backoff_s) * attempt)
     finally:
         if own_session:
@@ -142,8 +152,7 @@ def _write_stamp(dest: Path, digests: tuple[str, str]) -> None:
     """Record the verified digests with size and mtime, so reruns skip re-hashing multi-GB files."""
     sha, md5 = digests
     st = dest.stat()
-    write_json_atomic(_stamp_path(dest), {"sha256": sha, "md5": md5, "size": st.st_size,
-                                          "mtime_ns": st.st_mtime_ns})
+    write_json_atomic(_stamp_path(dest), {"sha256": sha, "md5": md5, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
 def _stamp_matches(dest: Path, sha256: str | None, md5: str | None) -> bool:
@@ -155,8 +164,12 @@ def _stamp_matches(dest: Path, sha256: str | None, md5: str | None) -> bool:
     except ValueError:
         return False
     st = dest.stat()
-    return (stamp.get("size") == st.st_size and stamp.get("mtime_ns") == st.st_mtime_ns
-            and (sha256 is None or stamp.get("sha256") == sha256) and (md5 is None or stamp.get("md5") == md5))
+    return (
+        stamp.get("size") == st.st_size
+        and stamp.get("mtime_ns") == st.st_mtime_ns
+        and (sha256 is None or stamp.get("sha256") == sha256)
+        and (md5 is None or stamp.get("md5") == md5)
+    )
 
 
 def _fetch_into(
@@ -189,8 +202,16 @@ def _fetch_into(
         total = offset + int(length) if length is not None else None
         with (
             open(part, "ab" if offset else "wb") as fh,
-            tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=part.name.removesuffix(".part"), disable=not progress, leave=False) as bar,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+                leave=False,
+            ) as bar,
         ):
             for chunk in _body_chunks(resp, chunk_bytes):
                 fh.write(chunk)
@@ -215,8 +236,9 @@ def is_archive_name(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def extract_archive(archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str],
-                    *, archive_sha256: str) -> list[Path]:
+def extract_archive(
+    archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str], *, archive_sha256: str
+) -> list[Path]:
     """Unpack a zip/tar ``archive`` into ``dest_dir``; return the top-level paths it provides.
 
     Members are unpacked into a temporary folder inside ``dest_dir`` and then renamed into place

@@ -27,17 +27,19 @@ from modgap.io import atomic_path, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("image_path", pa.string()),
-    ("caption", pa.string()),
-    ("labels", pa.list_(pa.string())),
-    ("split", pa.string()),
-    ("stats_role", pa.string()),
-    ("source", pa.string()),
-    ("license", pa.string()),
-    ("sha256", pa.string()),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("image_path", pa.string()),
+        ("caption", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("split", pa.string()),
+        ("stats_role", pa.string()),
+        ("source", pa.string()),
+        ("license", pa.string()),
+        ("sha256", pa.string()),
+    ]
+)
 
 
 def prepare_dataset(
@@ -76,17 +78,18 @@ def prepare_dataset(
         "splits": {name: int((table["split"] == name).sum()) for name in SPLIT_NAMES},
         "stats_roles": {role: int((table["stats_role"] == role).sum()) for role in ("image", "text")},
         "labels": label_counts(table["labels"]),
-        "labels_by_split": {
-            name: label_counts(table.loc[table["split"] == name, "labels"]) for name in SPLIT_NAMES
-        },
+        "labels_by_split": {name: label_counts(table.loc[table["split"] == name, "labels"]) for name in SPLIT_NAMES},
         "sources": {str(k): int(v) for k, v in table["source"].value_counts().sort_index().items()},
         "dataset_config": cfg,
-        "provenance": {"modgap": __version__, "python": platform.python_version(),
-                       "pandas": pd.__version__, "pyarrow": pa.__version__},
+        "provenance": {
+            "modgap": __version__,
+            "python": platform.python_version(),
+            "pandas": pd.__version__,
+            "pyarrow": pa.__version__,
+        },
     }
     write_json_atomic(summary_path, summary)
-    log.info("wrote %s (%d items: %s)", out, len(table),
-             ", ".join(f"{k}={v}" for k, v in summary["splits"].items()))
+    log.info("wrote %s (%d items: %s)", out, len(table), ", ".join(f"{k}={v}" for k, v in summary["splits"].items()))
     return summary
 
 

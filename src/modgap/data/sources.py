@@ -25,7 +25,14 @@ from modgap.io import sha256_file
 log = logging.getLogger(__name__)
 
 EMBEDDED_COLUMNS = (
-    "id", "file", "caption", "labels", "source_package", "source_version", "license", "sha256",
+    "id",
+    "file",
+    "caption",
+    "labels",
+    "source_package",
+    "source_version",
+    "license",
+    "sha256",
 )
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -66,8 +73,13 @@ def fetch(cfg: Mapping[str, Any], default_root: str | os.PathLike[str], *, progr
 def fetch_http(archives: list[Mapping[str, Any]], root: Path, *, progress: bool = True) -> Path:
     """Download and unpack every entry of ``archives`` under ``root``."""
     for entry in archives:
-        target = download_file(entry["url"], root / "downloads" / entry["filename"],
-                               sha256=entry.get("sha256"), md5=entry.get("md5"), progress=progress)
+        target = download_file(
+            entry["url"],
+            root / "downloads" / entry["filename"],
+            sha256=entry.get("sha256"),
+            md5=entry.get("md5"),
+            progress=progress,
+        )
         extract = entry.get("extract", "auto")
         if extract is True or (extract == "auto" and is_archive_name(entry["filename"])):
             # The extraction marker is keyed by the configured (already verified) checksum.
@@ -81,16 +93,16 @@ def fetch_hf(repo_id: str, root: Path, *, revision: str, allow_patterns: list[st
     import huggingface_hub  # imported lazily: only the hf source needs it
 
     if not _COMMIT.fullmatch(revision):
-        log.warning("hf dataset %s: revision %r is not a commit hash; the snapshot may change over time",
-                    repo_id, revision)
+        log.warning(
+            "hf dataset %s: revision %r is not a commit hash; the snapshot may change over time", repo_id, revision
+        )
     try:
         path = huggingface_hub.snapshot_download(
             repo_id, repo_type="dataset", revision=revision, allow_patterns=allow_patterns, local_dir=root
         )
     except Exception as exc:  # the hub raises many types (HTTP, offline, not found); name the repo
         raise DownloadError(
-            f"hf dataset {repo_id}@{revision}: snapshot download into {root} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"hf dataset {repo_id}@{revision}: snapshot download into {root} failed: {type(exc).__name__}: {exc}"
         ) from exc
     return Path(path)
 
@@ -125,8 +137,14 @@ def verify_embedded(manifest: str | os.PathLike[str], *, progress: bool = True) 
     table = read_embedded_manifest(manifest)
     base = manifest.parent
     bad: list[str] = []
-    for file, expected in tqdm(zip(table["file"], table["sha256"], strict=True), total=len(table),
-                               desc="verify embedded", unit="file", disable=not progress, leave=False):
+    for file, expected in tqdm(
+        zip(table["file"], table["sha256"], strict=True),
+        total=len(table),
+        desc="verify embedded",
+        unit="file",
+        disable=not progress,
+        leave=False,
+    ):
         path = base / file
         if not path.is_file():
             bad.append(f"{path} (missing)")

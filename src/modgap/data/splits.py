@@ -34,14 +34,10 @@ def split_sizes(spec: Mapping[str, float | int], n_items: int) -> dict[str, int]
         raise ConfigError(f"key 'splits': sizes must be non-negative numbers, got {dict(spec)}")
     if all(isinstance(v, int) for v in values):
         if sum(values) > n_items:
-            raise ConfigError(
-                f"key 'splits': counts {dict(spec)} need {sum(values)} items, the dataset has {n_items}"
-            )
+            raise ConfigError(f"key 'splits': counts {dict(spec)} need {sum(values)} items, the dataset has {n_items}")
         return dict(zip(SPLIT_NAMES, (int(v) for v in values), strict=True))
     if any(v > 1 for v in values) or sum(values) > 1 + 1e-9:
-        raise ConfigError(
-            f"key 'splits': fractions must lie in [0, 1] and sum to at most 1, got {dict(spec)}"
-        )
+        raise ConfigError(f"key 'splits': fractions must lie in [0, 1] and sum to at most 1, got {dict(spec)}")
     exact = [v * n_items for v in values]
     total = min(n_items, round(sum(exact)))
     sizes = [math.floor(x) for x in exact]
