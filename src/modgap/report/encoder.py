@@ -85,8 +85,8 @@ def write_encoder_report(
     rows = encoder_metrics(runs, embeddings_root)
     write_json_atomic(metrics_out, {f"{r['encoder']}/{r['dataset']}": r for r in rows})
     table = pd.DataFrame(rows)
-    table = table[["encoder", "dataset", "dim", "n", "i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5",
-                   "chance_r1", "centroid_gap"]]
+    table = table[["encoder", "dataset", "dim", "n", "i2t_R@1", "i2t_R@5", "t2i_R@1", "t2i_R@5",
+                   "chance_R@1", "centroid_gap"]]
     table.columns = ["encoder", "dataset", "d", "n pairs (diag)", "I→T R@1", "I→T R@5", "T→I R@1",
                      "T→I R@5", "chance R@1", "centroid gap ‖µx−µy‖"]
     write_table(table, tables_prefix, caption=f"Encoder retrieval on the held-out diag split. {EMBEDDED_CAVEAT}")
