@@ -19,6 +19,7 @@ import numpy as np
 from modgap.validate import check_embeddings
 
 DEFAULT_CHUNK_ROWS = 16384
+_TILE_ROWS = 256  # 256 x 1280 float64 = 2.6 MB: stays in cache between conversion, norms and sum
 
 
 def open_embeddings(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
@@ -48,32 +49,71 @@ class MomentAccumulator:
 
     ``normalise`` re-normalises each row to unit norm before accumulation; ``name`` is used in
     error messages. ``with_cov=False`` keeps only the mean (O(d) memory and time per row).
+    ``gemm_dtype=np.float32`` computes each chunk's scatter matrix with a float32 GEMM (about 2x
+    faster; the chunk is already centred on the shift, so the relative error stays ~1e-7) while
+    sums across chunks stay float64. The default, float64, is exact to round-off.
     """
 
     dim: int
     name: str = "embeddings"
     normalise: bool = True
     with_cov: bool = True
+    gemm_dtype: type = np.float64
     n: int = 0
     _shift: np.ndarray | None = field(default=None, repr=False)
     _sum: np.ndarray | None = field(default=None, repr=False)
     _scatter: np.ndarray | None = field(default=None, repr=False)
 
     def update(self, chunk: np.ndarray, start_row: int = 0) -> MomentAccumulator:
-        check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row)
-        block = np.asarray(chunk, dtype=np.float64)
+        if chunk.ndim != 2 or chunk.shape[1] != self.dim or not np.issubdtype(chunk.dtype, np.floating):
+            check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row)  # raises with details
+        if chunk.shape[0] == 0:
+            check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row)
+        if not self.with_cov:
+            return self._update_mean(chunk, start_row)
+        block = np.array(chunk, dtype=np.float64, order="C")  # one private float64 copy, edited in place
+        sq = np.einsum("ij,ij->i", block, block)
+        self._check_norms(sq, chunk, start_row)
         if self.normalise:
-            block = block / np.linalg.norm(block, axis=1, keepdims=True)
+            block /= np.sqrt(sq)[:, None]
         if self._shift is None:
             self._shift = block.mean(axis=0)
             self._sum = np.zeros(self.dim)
-            if self.with_cov:
-                self._scatter = np.zeros((self.dim, self.dim))
-        centred = block - self._shift
-        self._sum += centred.sum(axis=0)
-        if self.with_cov:
-            self._scatter += centred.T @ centred
+            self._scatter = np.zeros((self.dim, self.dim))
+        block -= self._shift
+        self._sum += block.sum(axis=0)
+        if self.gemm_dtype == np.float64:
+            self._scatter += block.T @ block
+        else:
+            low = block.astype(self.gemm_dtype)
+            self._scatter += low.T @ low
         self.n += block.shape[0]
+        return self
+
+    def _check_norms(self, sq: np.ndarray, chunk: np.ndarray, start_row: int) -> None:
+        # Squared row norms double as the NaN/Inf/zero-row check (one pass instead of three); the
+        # detailed check, which names the offending row, only runs when something is wrong.
+        # Un-normalised streams (e.g. paired differences x - y) may legitimately contain zero rows.
+        if not np.isfinite(sq).all() or (self.normalise and not sq.all()):
+            check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row, allow_zero_rows=not self.normalise)
+
+    def _update_mean(self, chunk: np.ndarray, start_row: int) -> MomentAccumulator:
+        """Mean-only pass: float64 conversion, norms and the weighted column sum (a GEMV) run on
+        cache-sized tiles, so the pass stays memory bound instead of writing a float64 copy."""
+        n = chunk.shape[0]
+        buf = np.empty((min(_TILE_ROWS, n), self.dim))
+        total = np.zeros(self.dim)
+        for lo in range(0, n, _TILE_ROWS):
+            tile = buf[: min(_TILE_ROWS, n - lo)]
+            tile[...] = chunk[lo : lo + _TILE_ROWS]
+            sq = np.einsum("ij,ij->i", tile, tile)
+            self._check_norms(sq, chunk, start_row)
+            total += (1.0 / np.sqrt(sq)) @ tile if self.normalise else tile.sum(axis=0)
+        if self._shift is None:
+            self._shift = total / n
+            self._sum = np.zeros(self.dim)
+        self._sum += total - n * self._shift
+        self.n += n
         return self
 
     def update_from(
@@ -135,19 +175,24 @@ def moments_of(
     normalise: bool = True,
     with_cov: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    gemm_dtype: type = np.float64,
 ) -> MomentAccumulator:
     """One streaming pass over ``source`` (an array, a ``.npy`` path or an iterable of blocks)."""
     if isinstance(source, (str, os.PathLike, np.ndarray)):
         array = open_embeddings(source)
         if array.ndim != 2:
             check_embeddings(np.asarray(array), name)
-        acc = MomentAccumulator(array.shape[1], name=name, normalise=normalise, with_cov=with_cov)
+        acc = MomentAccumulator(
+            array.shape[1], name=name, normalise=normalise, with_cov=with_cov, gemm_dtype=gemm_dtype
+        )
         return acc.update_from(array, chunk_rows)
     acc = None
     start = 0
     for block in source:
         if acc is None:
-            acc = MomentAccumulator(block.shape[1], name=name, normalise=normalise, with_cov=with_cov)
+            acc = MomentAccumulator(
+                block.shape[1], name=name, normalise=normalise, with_cov=with_cov, gemm_dtype=gemm_dtype
+            )
         acc.update(block, start_row=start)
         start += block.shape[0]
     if acc is None:
