@@ -64,6 +64,10 @@ def _check_references(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"runs.{i}.encoder: unknown encoder '{run['encoder']}'")
         if run["dataset"] not in datasets:
             raise ConfigError(f"runs.{i}.dataset: unknown dataset '{run['dataset']}'")
+    for i, name in enumerate(config["gap"]["dynamics"]["datasets"]):
+        if name not in datasets:
+            raise ConfigError(f"gap.dynamics.datasets.{i}: unknown dataset '{name}'")
+    _check_stage_params(config)
     report = config.get("report", {})
     if report.get("pca_split") and report["pca_split"] not in config["embed"]["splits"]:
         raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
@@ -81,3 +85,18 @@ def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str
         raise ConfigError(f"{path}: top level must be a mapping")
     validate_config(config, schema_path)
     return config
+
+
+def _check_stage_params(config: Mapping[str, Any]) -> None:
+    """Stage parameter blocks are checked by the stages' own defaults tables, so typos fail early."""
+    from modgap.gap.dynamics import merge_params as merge_dynamics_params
+    from modgap.gap.stage import merge_params as merge_gap_params
+
+    for key, merge in (("gap.params", merge_gap_params), ("gap.dynamics.params", merge_dynamics_params)):
+        section = config
+        for part in key.split("."):
+            section = section[part]
+        try:
+            merge(section)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from exc

@@ -1,10 +1,12 @@
 # Shared helpers for the rules: target lists, source-file dependencies, parameter serialisation.
 
 import json
+import os
 from pathlib import Path
 
 SPLITS = config["embed"]["splits"]
 RUNS = [(run["encoder"], run["dataset"]) for run in config["runs"]]
+DYNAMICS_DATASETS = config["gap"]["dynamics"]["datasets"]
 # Files every stage imports; editing them reruns every stage.
 CORE_SOURCES = sorted(
     str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "__init__.py"}
@@ -69,8 +71,15 @@ def all_embeddings():
     ]
 
 
+def gap_figures():
+    """AnisoAlign Figs. 1-3 per encoder x dataset and the ReAlign Fig. 1 analogue per dynamics run."""
+    stems = [f"results/figures/gap_aa_fig{i}_{enc}_{ds}" for enc, ds in RUNS for i in (1, 2, 3)]
+    stems += [f"results/figures/gap_ra_fig1_{ds}" for ds in DYNAMICS_DATASETS]
+    return [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+
+
 def all_targets():
-    return all_embeddings() + report_targets()
+    return all_embeddings() + report_targets() + ["results/metrics/gap.json"]
 
 
 def report_targets():

@@ -92,7 +92,7 @@ def register_model(embed_dim: int = 64) -> str:
     return name
 
 
-def _merge(overrides: dict[str, Any] | None) -> dict[str, Any]:
+def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
     params = dict(DEFAULT_PARAMS)
     for key, value in (overrides or {}).items():
         if key not in params:
@@ -215,7 +215,7 @@ def run_dynamics(
     import torch
     import torch.nn.functional as F
 
-    params = _merge(params)
+    params = merge_params(params)
     manifest, out_dir = Path(manifest), Path(out_dir)
     root = Path(params["root"]) if params["root"] else Path.cwd()
     torch.set_num_threads(int(params["threads"]))

@@ -12,22 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from modgap.io import atomic_path
+from modgap.report.figures import save_figure as save_figure_files
 
 PAPER_BARS = {"G_mu": 0.392, "G_Sigma": 0.066, "D_center": 1.264, "R_dist": 0.89}
 PAPER_LABEL = "paper: LLM2CLIP-L/14-336, 1M pairs"
 
 
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` atomically, without timestamps (stable bytes for DVC)."""
-    written = []
-    for fmt, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
-        path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=120, metadata=meta)
-        written.append(path)
-    plt.close(fig)
-    return written
+    """Write ``stem.png`` and ``stem.pdf`` through the project's one figure writer (stable bytes)."""
+    return [Path(p) for p in save_figure_files(fig, stem)]
 
 
 def _title(fig: plt.Figure, text: str, label: str) -> None:

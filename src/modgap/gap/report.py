@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap import figures
-from modgap.io import read_json, write_json_atomic, write_text_atomic
+from modgap.io import read_json, write_json_atomic
+from modgap.report.tables import write_table
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +58,9 @@ def _get(obj: Any, path: Sequence[str]) -> Any:
     return obj
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if not np.isfinite(value):
-            return str(value)
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _write_table(stem: Path, header: list[str], rows: list[list[Any]], note: str) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    write_text_atomic(stem.with_suffix(".md"), note + "\n\n" + "\n".join(lines) + "\n")
+    frame = pd.DataFrame(rows, columns=header)
+    write_table(frame, stem, caption=note)
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
@@ -131,7 +115,7 @@ def write_report(
         "beside the values the papers report for their encoder and data."
     )
     _write_table(tables_dir / "gap_stats", header, rows, note)
-    written += [tables_dir / "gap_stats.csv", tables_dir / "gap_stats.md"]
+    written += [tables_dir / f"gap_stats.{ext}" for ext in ("csv", "md", "tex")]
 
     t_rows = []
     for enc, ds, stats in runs:
@@ -148,7 +132,7 @@ def write_report(
         "(qualitative: T_mu keeps semantics with little mixing gain, T_Sigma lowers Δµ/ΔΣ but hurts "
         "semantics, Perm matches the target but Φ collapses, T_α trades Φ against mixing).",
     )
-    written += [tables_dir / "gap_transforms.csv", tables_dir / "gap_transforms.md"]
+    written += [tables_dir / f"gap_transforms.{ext}" for ext in ("csv", "md", "tex")]
 
     metrics: dict[str, Any] = {}
     for enc, ds, stats in runs:
@@ -162,7 +146,6 @@ def write_report(
 
 
 def _dynamics_outputs(dyn_dir: Path, figures_dir: Path, metrics: dict[str, Any]) -> list[Path]:
-    import pandas as pd
 
     summary_path = dyn_dir / "summary.json"
     if not summary_path.exists():

@@ -13,10 +13,13 @@ def write_table(
     frame: pd.DataFrame, prefix: str | os.PathLike[str], *, caption: str = "", float_format: str = "{:.4g}"
 ) -> list[str]:
     """Write ``{prefix}.md``, ``{prefix}.csv`` and ``{prefix}.tex``; ``caption`` heads the markdown."""
-    formatted = frame.copy()
-    for column in formatted.columns:
-        if pd.api.types.is_float_dtype(formatted[column]):
-            formatted[column] = formatted[column].map(lambda v: "" if pd.isna(v) else float_format.format(v))
+    def cell(value: object) -> object:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "—"
+        return float_format.format(value) if isinstance(value, float) else value
+
+    # Cell by cell: columns mixing text and numbers (a paper-value column, say) are formatted too.
+    formatted = frame.astype(object).map(cell)
     markdown = formatted.to_markdown(index=False)
     if caption:
         markdown = f"{caption}\n\n{markdown}"

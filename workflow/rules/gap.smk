@@ -1,0 +1,65 @@
+# Gap-theory statistics (marginal, paired residual, fixed frame, diagnostic transforms), the gap
+# dynamics study, and their figures, tables and metrics.
+
+
+rule gap_stats:
+    input:
+        stats_meta="results/embeddings/{enc}/{ds}/stats/meta.json",
+        diag_meta="results/embeddings/{enc}/{ds}/diag/meta.json",
+        code=src_files("gap", "stats"),
+    output:
+        stats="results/gap/{enc}/{ds}/stats.json",
+        spectra="results/gap/{enc}/{ds}/spectra.npz",
+    params:
+        gap=as_json(config["gap"]["params"]),
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/gap/stats/{enc}/{ds}.log",
+    shell:
+        "modgap gap stats --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
+        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
+        " --out-dir results/gap/{wildcards.enc}/{wildcards.ds} --params {params.gap:q}"
+        " --encoder {wildcards.enc} --dataset {wildcards.ds} > {log} 2>&1"
+
+
+rule gap_dynamics:
+    input:
+        manifest="resources/datasets/{ds}/manifest.parquet",
+        code=src_files("gap", "stats"),
+    output:
+        log_csv="results/gap/dynamics/{ds}/log.csv",
+        arrays="results/gap/dynamics/{ds}/arrays.npz",
+        summary="results/gap/dynamics/{ds}/summary.json",
+    params:
+        dynamics=as_json(config["gap"]["dynamics"]["params"]),
+    threads: 1
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/gap/dynamics/{ds}.log",
+    shell:
+        "modgap gap dynamics --manifest {input.manifest} --out-dir results/gap/dynamics/{wildcards.ds}"
+        " --params {params.dynamics:q} --dataset {wildcards.ds} > {log} 2>&1"
+
+
+rule gap_report:
+    input:
+        stats=[f"results/gap/{enc}/{ds}/stats.json" for enc, ds in RUNS],
+        dynamics=[f"results/gap/dynamics/{ds}/summary.json" for ds in DYNAMICS_DATASETS],
+        code=src_files("gap", "report"),
+    output:
+        metrics="results/metrics/gap.json",
+        tables=multiext("results/tables/gap_stats", ".md", ".csv", ".tex"),
+        transforms=multiext("results/tables/gap_transforms", ".md", ".csv", ".tex"),
+        figures=gap_figures(),
+    params:
+        runs=lambda wc, input: " ".join(os.path.dirname(p) for p in input.stats),
+        dynamics=lambda wc, input: " ".join(os.path.dirname(p) for p in input.dynamics),
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/gap/report.log",
+    shell:
+        "modgap gap report --runs {params.runs} --dynamics {params.dynamics}"
+        " --figures-dir results/figures --tables-dir results/tables --metrics {output.metrics} > {log} 2>&1"
