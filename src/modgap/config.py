@@ -18,6 +18,8 @@ import yaml
 from modgap.errors import ConfigError
 
 DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
+# The one project-built open_clip model (modgap.embed.models.MODEL_NAME; not imported: torch is slow).
+LIT_MODEL = "modgap-lit-effnet-minilm"
 
 
 def _key_path(parts: Iterable[Any]) -> str:
@@ -57,6 +59,8 @@ def _check_references(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"encoders.{name}: needs either 'pretrained' or a 'train' section")
         if train is not None and enc.get("pretrained"):
             raise ConfigError(f"encoders.{name}: 'pretrained' and 'train' are mutually exclusive")
+        if train is not None and enc["model"] != LIT_MODEL:
+            raise ConfigError(f"encoders.{name}.model: only '{LIT_MODEL}' can be trained by the encoder rule")
         if train is not None and train["dataset"] not in datasets:
             raise ConfigError(f"encoders.{name}.train.dataset: unknown dataset '{train['dataset']}'")
     for i, run in enumerate(config["runs"]):

@@ -44,6 +44,11 @@ def encoder_checkpoint(enc):
     return spec["pretrained"]
 
 
+def lit_params(enc):
+    """LiT hyper-parameters of a trained encoder (its `dataset` key picks the manifest instead)."""
+    return {k: v for k, v in config["encoders"][enc]["train"].items() if k != "dataset"}
+
+
 def trained_checkpoint_input(wildcards):
     """Dependency on the encoder rule, only for encoders this workflow trains itself."""
     if "train" in config["encoders"][wildcards.enc]:

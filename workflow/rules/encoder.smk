@@ -13,13 +13,12 @@ rule train_encoder:
         summary="results/encoders/{enc}/train.json",
         metrics="results/encoders/{enc}/diag_metrics.json",
     params:
-        model=lambda wc: config["encoders"][wc.enc]["model"],
-        train=lambda wc: as_json(config["encoders"][wc.enc]["train"]),
+        train=lambda wc: as_json(lit_params(wc.enc)),
     conda:
         "../envs/modgap.yaml"
     log:
         "logs/encoder/{enc}.log",
     shell:
-        "modgap embed encoder-train --manifest {input.manifest} --model {params.model}"
+        "modgap embed encoder-train --manifest {input.manifest}"
         " --params {params.train:q} --out-dir results/encoders/{wildcards.enc}"
         " --metrics-out {output.metrics} > {log} 2>&1"

@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from modgap.embed.models import register_project_models, trim_padding_columns
 from modgap.errors import ChecksumError, ConfigError, ModgapError
 from modgap.io import sha256_bytes, sha256_file
 
@@ -184,7 +185,7 @@ class OpenClipEncoder:
         with _Progress(progress, len(captions), "texts") as bar, torch.inference_mode(), self._autocast():
             for start in range(0, len(captions), batch_size):
                 batch = list(captions[start : start + batch_size])
-                tokens = self.tokenizer(batch).to(self.device)
+                tokens = trim_padding_columns(self.model, self.tokenizer(batch)).to(self.device)
                 out.append(_normalise(self.model.encode_text(tokens)))
                 bar.update(len(batch))
         return _stack(out, self.embed_dim)
@@ -255,16 +256,6 @@ def progress_interval() -> float:
     return 0.5 if sys.stderr.isatty() else 30.0
 
 
-def _register_project_models() -> None:
-    try:
-        from modgap.embed.models import register_project_models
-    except ModuleNotFoundError as exc:
-        if exc.name != "modgap.embed.models":
-            raise  # the module exists but is broken: do not hide that behind "unknown model"
-        return  # generic open_clip models need no project registration
-    register_project_models()
-
-
 def _resolve_checkpoint(model_name: str, pretrained: str | None) -> tuple[str | None, str | None]:
     """Return (checkpoint path, sha256) for a local file or a cached pretrained tag, if resolvable."""
     if pretrained is None:
@@ -310,7 +301,7 @@ def load_encoder(
 
     import open_clip
 
-    _register_project_models()
+    register_project_models()
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
     try:

@@ -159,13 +159,9 @@ def encode_texts(model: nn.Module, tokenizer: Any, captions: Sequence[str], batc
     rounding) while short captions cost ~8x less.
     """
     model.eval()
-    pad_id = getattr(getattr(model.text, "config", None), "pad_token_id", None)
     chunks = []
     for start in range(0, len(captions), batch_size):
-        tokens = tokenizer(list(captions[start : start + batch_size]))
-        if pad_id is not None:
-            used = (tokens != pad_id).any(dim=0).nonzero()
-            tokens = tokens[:, : int(used.max()) + 1] if len(used) else tokens
+        tokens = models.trim_padding_columns(model, tokenizer(list(captions[start : start + batch_size])))
         chunks.append(model.encode_text(tokens).float().numpy())
     return np.concatenate(chunks).astype(np.float32, copy=False)
 

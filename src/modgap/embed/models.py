@@ -229,3 +229,17 @@ def load_trained_model(checkpoint: str | Path) -> tuple[nn.Module, Any, Any]:
     model, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME, pretrained=str(checkpoint))
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(MODEL_NAME)
+
+
+def trim_padding_columns(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Drop trailing token columns that are padding in the whole batch.
+
+    open_clip tokenizers pad to the context length (77). An HF text tower masks padding, so its
+    output is unchanged (to float rounding) while short captions cost several times less. Towers
+    without a known pad id (OpenAI-style causal transformers) are left alone.
+    """
+    pad_id = getattr(getattr(getattr(model, "text", None), "config", None), "pad_token_id", None)
+    if pad_id is None:
+        return tokens
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1] if len(used) else tokens
