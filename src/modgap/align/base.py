@@ -1,0 +1,234 @@
+"""Estimator base class for alignment methods (scikit-learn contract, spec alignment-methods 0).
+
+``fit(image_stats, text_stats)`` sees only the *unpaired* statistics split; ``transform(text)``
+returns unit-norm float32 substitutes; ``save``/``load`` round-trip the fitted state exactly
+(``state.safetensors`` with float64 arrays + ``state.json`` with method, params and provenance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from threadpoolctl import threadpool_limits
+
+from modgap import __version__
+from modgap.align.source import DEFAULT_CHUNK_ROWS, EmbeddingSource, SourceLike
+from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError
+from modgap.io import atomic_path, read_json, write_json_atomic
+
+STATE_ARRAYS = "state.safetensors"
+STATE_JSON = "state.json"
+# Rows per noise block: stochastic methods draw noise per block of rows from (seed, stream, block),
+# so the substitutes do not depend on how the input happens to be chunked.
+NOISE_BLOCK_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyper-parameter: its default and why (the paper's value, or our choice and the reason)."""
+
+    default: Any
+    doc: str
+
+
+class AlignMethod:
+    """Base class. Subclasses set ``method`` and ``PARAMS`` and implement ``_fit``/``_transform_block``.
+
+    Methods with a set-level step (a mean over the set being transformed: ReAlign step 3, BC step 3,
+    Unicorn, AnisoAlign calibration) name the stored mean in ``set_mean_key`` and implement
+    ``_pre_calibration``; ``transform(..., transductive=True)`` then recomputes it on the input set.
+    """
+
+    method: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Param]] = {}
+    min_fit_rows: ClassVar[int] = 1
+    set_mean_key: ClassVar[str | None] = None
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise ConfigError(
+                f"align method {self.method!r}: unknown parameter(s) {unknown}; known: {sorted(self.PARAMS)}"
+            )
+        self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
+        self.params.update(params)
+        self._check_params()
+        self.state_: dict[str, np.ndarray] | None = None
+        self.meta_: dict[str, Any] = {}
+        self.name = self.method  # the registry name (a preset such as 'realign_anchor' sets it)
+
+    # ----------------------------------------------------------------- subclass hooks
+    def _check_params(self) -> None:
+        """Raise ConfigError for invalid parameter values."""
+
+    def _fit(self, images: EmbeddingSource, texts: EmbeddingSource) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _transform_block(self, y: np.ndarray, start: int, state: Mapping[str, np.ndarray], stream: str) -> np.ndarray:
+        """Map unit-norm float64 text rows ``y`` (rows ``start..``) to float64 substitutes."""
+        raise NotImplementedError
+
+    def _pre_calibration(self, y: np.ndarray, start: int, state: Mapping[str, np.ndarray], stream: str) -> np.ndarray:
+        """Rows whose mean is the set-level statistic ``set_mean_key`` (only for such methods)."""
+        raise NotImplementedError
+
+    def _iter_transform(
+        self, src: EmbeddingSource, state: Mapping[str, np.ndarray], stream: str
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, substitutes)`` blocks; methods with a faster raw-row path override this."""
+        for start, y in src.chunks(self.chunk_rows):
+            yield start, self._transform_block(y, start, state, stream)
+
+    def _extra_meta(self) -> dict[str, Any]:
+        """Additional JSON metadata recorded at fit time (diagnostic logs, derived sizes)."""
+        return {}
+
+    def _after_load(self) -> None:
+        """Rebuild non-array state (e.g. torch modules) from ``state_`` after ``load``."""
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.params.get("chunk_rows", DEFAULT_CHUNK_ROWS))
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def fit(self, image_source: SourceLike, text_source: SourceLike) -> Self:
+        """Fit on the unpaired statistics split: ``image_source`` and ``text_source`` come from disjoint pairs."""
+        images = EmbeddingSource(image_source, "image statistics set", min_rows=self.min_fit_rows)
+        texts = EmbeddingSource(text_source, "text statistics set", dim=images.dim, min_rows=self.min_fit_rows)
+        t0 = time.perf_counter()
+        with self._blas_limit():
+            fitted = self._fit(images, texts)
+        self.state_ = {k: np.asarray(v) for k, v in fitted.items()}
+        self.meta_ = {
+            "n_x": images.n,
+            "n_y": texts.n,
+            "dim": images.dim,
+            "fit_seconds": time.perf_counter() - t0,
+            "inputs": {"image": images.fingerprint(), "text": texts.fingerprint()},
+        }
+        self.meta_.update(self._extra_meta())
+        return self
+
+    def _blas_limit(self) -> contextlib.AbstractContextManager:
+        """Cap BLAS threads when the method has a ``blas_threads`` param (None = library default)."""
+        n = self.params.get("blas_threads")
+        return threadpool_limits(int(n)) if n is not None else contextlib.nullcontext()
+
+    def _require_fitted(self) -> dict[str, np.ndarray]:
+        if self.state_ is None:
+            raise ModgapError(f"align method {self.method!r}: call fit() or load() before transform()")
+        return self.state_
+
+    def _stream_state(self, texts: EmbeddingSource, transductive: bool, stream: str) -> dict[str, np.ndarray]:
+        state = self._require_fitted()
+        if not transductive or self.set_mean_key is None:
+            return state
+        total = np.zeros(texts.dim)
+        for start, y in texts.chunks(self.chunk_rows):
+            total += self._pre_calibration(y, start, state, stream).sum(axis=0)
+        return {**state, self.set_mean_key: total / texts.n}
+
+    def transform(self, texts: SourceLike, *, transductive: bool = False, stream: str = "") -> np.ndarray:
+        """Substitutes (float32, unit norm unless the method says otherwise) for every row of ``texts``.
+
+        ``transductive`` recomputes the set-level mean on ``texts`` (spec 0); ``stream`` names the
+        split so stochastic methods draw independent noise per split.
+        """
+        src = EmbeddingSource(texts, "texts to transform", dim=self._dim())
+        state = self._stream_state(src, transductive, stream)
+        out = np.empty((src.n, src.dim), dtype=np.float32)
+        with self._blas_limit():
+            for start, z in self._iter_transform(src, state, stream):
+                out[start : start + z.shape[0]] = z
+        return out
+
+    def transform_to_file(
+        self, texts: SourceLike, path: str | Path, *, transductive: bool = False, stream: str = ""
+    ) -> int:
+        """Stream substitutes into a float32 ``.npy`` at ``path`` (atomic); returns the row count."""
+        src = EmbeddingSource(texts, "texts to transform", dim=self._dim())
+        state = self._stream_state(src, transductive, stream)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            # Sequential writes (not a writable memmap) keep resident memory at one chunk.
+            header = np.lib.format.header_data_from_array_1_0(np.empty((0, src.dim), dtype=np.float32))
+            header["shape"] = (src.n, src.dim)
+            np.lib.format.write_array_header_1_0(fh, header)
+            with self._blas_limit():
+                for _, z in self._iter_transform(src, state, stream):
+                    fh.write(np.ascontiguousarray(z, dtype=np.float32).data)
+        return src.n
+
+    def fit_transform(self, image_source: SourceLike, text_source: SourceLike) -> np.ndarray:
+        return self.fit(image_source, text_source).transform(text_source)
+
+    def _dim(self) -> int:
+        self._require_fitted()
+        return int(self.meta_["dim"])
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        state = self._require_fitted()
+        directory = Path(directory)
+        arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
+        with atomic_path(directory / STATE_ARRAYS) as tmp:
+            save_file(arrays, str(tmp))
+        write_json_atomic(
+            directory / STATE_JSON,
+            {
+                "method": self.method,
+                "name": self.name,
+                "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "params": self.params,
+                "modgap_version": __version__,
+                "meta": self.meta_,
+                "arrays": {k: list(np.shape(v)) for k, v in sorted(state.items())},
+            },
+        )
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AlignMethod:
+        """Load any registered method's fitted state (``AlignMethod.load`` dispatches on the JSON)."""
+        from modgap.align.registry import method_class
+
+        directory = Path(directory)
+        try:
+            info = read_json(directory / STATE_JSON)
+            arrays = load_file(str(directory / STATE_ARRAYS))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidEmbeddingsError(f"{directory}: cannot read fitted alignment state: {exc}") from exc
+        klass = method_class(info["method"]) if cls is AlignMethod else cls
+        obj = klass(**info["params"])
+        obj.name = info.get("name", obj.method)
+        missing = sorted(set(info["arrays"]) - set(arrays))
+        if missing:
+            raise InvalidEmbeddingsError(f"{directory / STATE_ARRAYS}: missing arrays {missing}")
+        # safetensors does not keep 0-d shapes: restore the recorded ones.
+        obj.state_ = {k: np.asarray(v).reshape(info["arrays"][k]) for k, v in arrays.items()}
+        obj.meta_ = info["meta"]
+        obj._after_load()
+        return obj
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    def _noise(self, seed: int, stream: str, start: int, n: int, d: int) -> np.ndarray:
+        """Standard normal noise for rows ``start..start+n``, independent of chunking."""
+        key = zlib.crc32(stream.encode())
+        first, last = start // NOISE_BLOCK_ROWS, (start + n - 1) // NOISE_BLOCK_ROWS
+        blocks = [
+            np.random.default_rng([seed, key, b]).standard_normal((NOISE_BLOCK_ROWS, d)) for b in range(first, last + 1)
+        ]
+        offset = start - first * NOISE_BLOCK_ROWS
+        return np.concatenate(blocks)[offset : offset + n]
