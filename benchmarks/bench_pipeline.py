@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,9 +26,9 @@ BIN = Path(sys.executable).parent
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    env_path = f"{BIN}:{__import__('os').environ['PATH']}"
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={"PATH": env_path, "HOME": str(Path.home())})
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -38,3 +38,12 @@ def test_npy_roundtrip_and_stable_bytes(tmp_path):
 def test_json_is_canonical(tmp_path):
     write_json_atomic(tmp_path / "a.json", {"b": np.float64(0.5), "a": np.arange(2)})
     assert (tmp_path / "a.json").read_text() == '{\n  "a": [\n    0,\n    1\n  ],\n  "b": 0.5\n}\n'
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    write_json_atomic(tmp_path / "p.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "p.json").stat().st_mode & 0o777 == 0o666 & ~mask
