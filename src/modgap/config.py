@@ -104,3 +104,13 @@ def _check_stage_params(config: Mapping[str, Any]) -> None:
             merge(section)
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
+    from modgap.align.registry import make
+
+    for name, overrides in config["align"]["methods"].items():
+        try:
+            make(name, overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"align.methods.{name}: {exc}") from exc
+    for i, split in enumerate(config["align"]["splits"]):
+        if split not in config["embed"]["splits"]:
+            raise ConfigError(f"align.splits.{i}: split '{split}' is not in embed.splits")

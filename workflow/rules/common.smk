@@ -7,6 +7,15 @@ from pathlib import Path
 SPLITS = config["embed"]["splits"]
 RUNS = [(run["encoder"], run["dataset"]) for run in config["runs"]]
 DYNAMICS_DATASETS = config["gap"]["dynamics"]["datasets"]
+ALIGN_SPLITS = config["align"]["splits"]
+ALIGN_METHODS = list(config["align"]["methods"])
+ALIGN_STUDIES = list(config["align"]["studies"])
+# study name in the config -> `modgap align` subcommand
+STUDY_COMMANDS = {"sample_size": "study-n", "precision": "study-precision", "cost": "study-cost", "aniso": "study-aniso"}
+ALIGN_FIGURES = [
+    "align_centroid_gap", "align_spectrum_kde", "align_mixing_pca", "align_sample_size",
+    "align_precision_cost", "align_bc_conditioning", "aniso_target_compat", "aniso_semantics",
+]
 # Files every stage imports; editing them reruns every stage.
 CORE_SOURCES = sorted(
     str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "__init__.py"}
@@ -17,6 +26,8 @@ wildcard_constraints:
     enc=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     ds=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     split="|".join(SPLITS),
+    method="|".join(ALIGN_METHODS),
+    study="|".join(STUDY_COMMANDS),
 
 
 def src_files(*packages):
@@ -83,8 +94,25 @@ def gap_figures():
     return [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
 
 
+def study_options(study):
+    """CLI options of one alignment study from its config block (lists become repeated values)."""
+    options = []
+    for key, value in config["align"]["studies"][study].items():
+        if key == "params":
+            options.append(f"--params '{as_json(value)}'")
+        elif isinstance(value, list):
+            options.append(f"--{key} " + " ".join(str(v) for v in value))
+        else:
+            options.append(f"--{key} {value}")
+    return " ".join(options)
+
+
+def align_targets():
+    return [f"results/metrics/align/{enc}/{ds}.json" for enc, ds in RUNS]
+
+
 def all_targets():
-    return all_embeddings() + report_targets() + ["results/metrics/gap.json"]
+    return all_embeddings() + report_targets() + ["results/metrics/gap.json"] + align_targets()
 
 
 def report_targets():

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from modgap.align.registry import params_table
-from modgap.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from modgap.io import read_json, write_json_atomic, write_text_atomic
+from modgap.report.figures import save_figure
 
 # (metric key, label, {method: paper value}, source). Paper values are never used as defaults.
 PAPER: list[tuple[str, str, dict[str, float], str]] = [
@@ -143,14 +144,7 @@ def gap_table(runs: dict[str, dict[str, Any]]) -> str:
 
 
 def _save(fig: plt.Figure, figures: Path, name: str) -> list[str]:
-    out = []
-    for ext in ("png", "pdf"):
-        path = figures / f"{name}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        out.append(str(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, figures / name)  # shared writer: PNG + PDF without timestamps
 
 
 def _bars(ax, runs, key, title, paper=None):

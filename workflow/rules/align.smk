@@ -1,0 +1,73 @@
+# Alignment: every configured method is fitted on the unpaired stats split only, transforms the texts
+# of the configured splits into substitutes, and is diagnosed on the held-out paired diag split.
+
+
+rule align_method:
+    input:
+        stats_meta="results/embeddings/{enc}/{ds}/stats/meta.json",
+        diag_meta="results/embeddings/{enc}/{ds}/diag/meta.json",
+        split_meta=lambda wc: [f"results/embeddings/{wc.enc}/{wc.ds}/{s}/meta.json" for s in ALIGN_SPLITS],
+        code=src_files("align", "stats"),
+    output:
+        state="results/align/{enc}/{ds}/{method}/state.safetensors",
+        state_json="results/align/{enc}/{ds}/{method}/state.json",
+        substitutes=expand("results/align/{{enc}}/{{ds}}/{{method}}/substitutes/{split}.npy", split=ALIGN_SPLITS),
+        diagnostics="results/align/{enc}/{ds}/{method}/diagnostics.json",
+    params:
+        method_params=lambda wc: as_json(config["align"]["methods"][wc.method]),
+        splits=" ".join(ALIGN_SPLITS),
+        seed=config["seed"],
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/align/{enc}/{ds}/{method}.log",
+    shell:
+        "modgap align run --method {wildcards.method} --params {params.method_params:q}"
+        " --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
+        " --splits-root results/embeddings/{wildcards.enc}/{wildcards.ds} --splits {params.splits}"
+        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
+        " --out-dir results/align/{wildcards.enc}/{wildcards.ds}/{wildcards.method}"
+        " --seed {params.seed} > {log} 2>&1"
+
+
+rule align_study:
+    input:
+        stats_meta="results/embeddings/{enc}/{ds}/stats/meta.json",
+        diag_meta="results/embeddings/{enc}/{ds}/diag/meta.json",
+        code=src_files("align", "stats"),
+    output:
+        "results/align/{enc}/{ds}/_studies/{study}.json",
+    params:
+        command=lambda wc: STUDY_COMMANDS[wc.study],
+        options=lambda wc: study_options(wc.study),
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/align/{enc}/{ds}/study_{study}.log",
+    shell:
+        "modgap align {params.command} --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
+        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
+        " --out {output} {params.options} > {log} 2>&1"
+
+
+rule align_report:
+    input:
+        diagnostics=lambda wc: expand(
+            "results/align/{enc}/{ds}/{method}/diagnostics.json", enc=wc.enc, ds=wc.ds, method=ALIGN_METHODS
+        ),
+        studies=lambda wc: expand("results/align/{enc}/{ds}/_studies/{study}.json", enc=wc.enc, ds=wc.ds,
+                                  study=ALIGN_STUDIES),
+        code=src_files("align", "report"),
+    output:
+        tables=multiext("results/tables/align/{enc}/{ds}/align_", "metrics.md", "metrics.csv", "gap.md", "params.md"),
+        figures=expand("results/figures/align/{{enc}}/{{ds}}/{stem}.{ext}", stem=ALIGN_FIGURES, ext=("png", "pdf")),
+        metrics="results/metrics/align/{enc}/{ds}.json",
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/align/{enc}/{ds}/report.log",
+    shell:
+        "modgap align report --inputs results/align/{wildcards.enc}/{wildcards.ds}"
+        " --tables-dir results/tables/align/{wildcards.enc}/{wildcards.ds}"
+        " --figures-dir results/figures/align/{wildcards.enc}/{wildcards.ds}"
+        " --metrics {output.metrics} > {log} 2>&1"
