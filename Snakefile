@@ -17,6 +17,7 @@ include: "workflow/rules/encoder.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/gap.smk"
 include: "workflow/rules/align.smk"
+include: "workflow/rules/mllm.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -111,6 +111,13 @@ def _check_stage_params(config: Mapping[str, Any]) -> None:
             make(name, overrides)
         except ConfigError as exc:
             raise ConfigError(f"align.methods.{name}: {exc}") from exc
+    for name, regime in config["mllm"]["regimes"].items():
+        for stage in ("stage1", "stage2"):
+            source = regime[stage]
+            if source not in (None, "image") and source not in config["align"]["methods"]:
+                raise ConfigError(f"mllm.regimes.{name}.{stage}: '{source}' is neither 'image' nor an align method")
+    if config["mllm"]["regimes"] and "train" not in config["align"]["splits"]:
+        raise ConfigError("align.splits: must include 'train' (the MLLM stages train on its substitutes)")
     for i, split in enumerate(config["align"]["splits"]):
         if split not in config["embed"]["splits"]:
             raise ConfigError(f"align.splits.{i}: split '{split}' is not in embed.splits")

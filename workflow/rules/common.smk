@@ -12,13 +12,15 @@ ALIGN_METHODS = list(config["align"]["methods"])
 ALIGN_STUDIES = list(config["align"]["studies"])
 # study name in the config -> `modgap align` subcommand
 STUDY_COMMANDS = {"sample_size": "study-n", "precision": "study-precision", "cost": "study-cost", "aniso": "study-aniso"}
+MLLM_REGIMES = config["mllm"]["regimes"]
+MLLM_LLM = config["mllm"]["llm"]
 ALIGN_FIGURES = [
     "align_centroid_gap", "align_spectrum_kde", "align_mixing_pca", "align_sample_size",
     "align_precision_cost", "align_bc_conditioning", "aniso_target_compat", "aniso_semantics",
 ]
 # Files every stage imports; editing them reruns every stage.
 CORE_SOURCES = sorted(
-    str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "__init__.py"}
+    str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "config.py", "__init__.py"}
 )
 
 
@@ -28,6 +30,8 @@ wildcard_constraints:
     split="|".join(SPLITS),
     method="|".join(ALIGN_METHODS),
     study="|".join(STUDY_COMMANDS),
+    regime="|".join(MLLM_REGIMES) or "^$",
+    source="|".join(["image", *ALIGN_METHODS]),
 
 
 def src_files(*packages):
@@ -107,12 +111,40 @@ def study_options(study):
     return " ".join(options)
 
 
+def substitutes_input(wildcards, source):
+    """Substitutes of the train split when a stage's visual input is an alignment method."""
+    if source in (None, "image"):
+        return []
+    return [f"results/align/{wildcards.enc}/{wildcards.ds}/{source}/substitutes/train.npy"]
+
+
+def visual_args(wildcards, source):
+    if source == "image":
+        return "--visual image"
+    return f"--visual substitute --substitutes results/align/{wildcards.enc}/{wildcards.ds}/{source}/substitutes"
+
+
+def stage1_input(wildcards):
+    source = MLLM_REGIMES[wildcards.regime]["stage1"]
+    if source is None:
+        return []
+    return [f"results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{source}/DONE.json"]
+
+
+def mllm_targets():
+    return [
+        f"results/mllm/{enc}/{ds}/{MLLM_LLM}/{regime}/stage2/DONE.json" for enc, ds in RUNS for regime in MLLM_REGIMES
+    ]
+
+
 def align_targets():
     return [f"results/metrics/align/{enc}/{ds}.json" for enc, ds in RUNS]
 
 
 def all_targets():
-    return all_embeddings() + report_targets() + ["results/metrics/gap.json"] + align_targets()
+    return (
+        all_embeddings() + report_targets() + ["results/metrics/gap.json"] + align_targets() + mllm_targets()
+    )
 
 
 def report_targets():

@@ -1,0 +1,54 @@
+# ReVision MLLM training. Stage 1 (projector only, LLM frozen) on text substitutes of one alignment
+# method or on real image embeddings; stage 2 (visual instruction tuning) on real image embeddings,
+# or on substitutes for the fully text-only variant. Runs resume from their last complete checkpoint.
+
+
+rule mllm_stage1:
+    input:
+        manifest="resources/datasets/{ds}/manifest.parquet",
+        train_meta="results/embeddings/{enc}/{ds}/train/meta.json",
+        substitutes=lambda wc: substitutes_input(wc, wc.source),
+        code=src_files("mllm"),
+    output:
+        done="results/mllm/{enc}/{ds}/{llm}/stage1/{source}/DONE.json",
+    params:
+        preset=config["mllm"]["preset"],
+        llm=lambda wc: as_json(wc.llm),
+        visual=lambda wc: visual_args(wc, wc.source),
+    threads: 1
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/mllm/{enc}/{ds}/{llm}/stage1_{source}.log",
+    shell:
+        "modgap mllm train --stage 1 --config {params.preset} --set llm.source={params.llm:q}"
+        " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
+        " {params.visual} --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{wildcards.source}"
+        " > {log} 2>&1"
+
+
+rule mllm_stage2:
+    input:
+        manifest="resources/datasets/{ds}/manifest.parquet",
+        train_meta="results/embeddings/{enc}/{ds}/train/meta.json",
+        stage1=stage1_input,
+        substitutes=lambda wc: substitutes_input(wc, config["mllm"]["regimes"][wc.regime]["stage2"]),
+        code=src_files("mllm"),
+    output:
+        done="results/mllm/{enc}/{ds}/{llm}/{regime}/stage2/DONE.json",
+    params:
+        preset=config["mllm"]["preset"],
+        llm=lambda wc: as_json(wc.llm),
+        visual=lambda wc: visual_args(wc, config["mllm"]["regimes"][wc.regime]["stage2"]),
+        init_from=lambda wc, input: os.path.dirname(input.stage1[0]) if input.stage1 else "none",
+    threads: 1
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/mllm/{enc}/{ds}/{llm}/{regime}_stage2.log",
+    shell:
+        "modgap mllm train --stage 2 --config {params.preset} --set llm.source={params.llm:q}"
+        " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
+        " {params.visual} --init-from {params.init_from}"
+        " --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/stage2"
+        " > {log} 2>&1"
