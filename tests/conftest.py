@@ -26,6 +26,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    # Small GEMMs with 2 OpenBLAS threads on a shared, loaded 2-core box spin-wait (~100x slower).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def project_root() -> Path:
     return PROJECT_ROOT

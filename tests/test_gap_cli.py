@@ -8,16 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from modgap.cli import main
 from modgap.gap.synthetic import planted_pairs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _write_split(directory: Path, x: np.ndarray, y: np.ndarray, paired: bool) -> None:

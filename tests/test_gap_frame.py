@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import vonmises_fisher
-from threadpoolctl import threadpool_limits
 
 from modgap.gap.frame import (
     ResidualBlocks,
@@ -23,13 +22,6 @@ from modgap.gap.frame import (
 from modgap.gap.paired import frame_summary, paired_moments
 from modgap.gap.synthetic import planted_pairs
 from modgap.stats.spectral import haar_subspace, kappa_eff, sin_theta
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    # Small GEMMs with 2 OpenBLAS threads on a shared, loaded 2-core box spin-wait (~100x slower).
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _gaussian_pairs(n: int = 4000, d: int = 24, seed: int = 0):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.marginal import marginal_stats
@@ -17,13 +16,6 @@ from modgap.stats.spectral import (
     participation_ratio,
     subspace_overlap,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    # Small GEMMs with 2 OpenBLAS threads on a shared, loaded 2-core box spin-wait (~100x slower).
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.frame import fit_frame
 from modgap.gap.paired import aniso_summary, coverage, paired_moments, residual_arrays
 from modgap.gap.synthetic import planted_pairs
 from modgap.stats.spectral import anisotropy_ratio, eigh_desc, participation_ratio
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    # Small GEMMs with 2 OpenBLAS threads on a shared, loaded 2-core box spin-wait (~100x slower).
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @pytest.fixture(scope="module")

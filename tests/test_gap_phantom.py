@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from modgap.gap.phantom import (
     phantom_drift_2nd,
@@ -13,12 +12,6 @@ from modgap.gap.phantom import (
     phantom_summary,
     tangential,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @pytest.mark.parametrize("a", [0.1, 0.5])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from modgap.gap.transforms import (
     PairStats,
@@ -16,12 +15,6 @@ from modgap.gap.transforms import (
 )
 from modgap.stats.mixing import binary_entropy, modality_mixing
 from modgap.stats.spectral import eigh_desc
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _gapped_pairs(n: int = 600, d: int = 16, seed: int = 0):

@@ -19,21 +19,13 @@ from typing import Any
 import pandas as pd
 
 from modgap.data.download import download_file, extract_archive, is_archive_name
+from modgap.data.embedded_builder import MANIFEST_COLUMNS
 from modgap.errors import ChecksumError, ConfigError, DownloadError
 from modgap.io import sha256_file
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_COLUMNS = (
-    "id",
-    "file",
-    "caption",
-    "labels",
-    "source_package",
-    "source_version",
-    "license",
-    "sha256",
-)
+EMBEDDED_COLUMNS = MANIFEST_COLUMNS  # one definition, shared with the builder
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 __all__ = [
