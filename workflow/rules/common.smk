@@ -131,6 +131,14 @@ def stage1_input(wildcards):
     return [f"results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{source}/DONE.json"]
 
 
+def mllm_launcher():
+    """`modgap`, or `accelerate launch` with the configured accelerate config (multi-GPU, DeepSpeed, FSDP)."""
+    accelerate_config = config["mllm"].get("accelerate_config")
+    if not accelerate_config:
+        return "modgap"
+    return f"accelerate launch --config_file {accelerate_config} -m modgap.cli"
+
+
 def mllm_targets():
     return [
         f"results/mllm/{enc}/{ds}/{MLLM_LLM}/{regime}/stage2/DONE.json" for enc, ds in RUNS for regime in MLLM_REGIMES

@@ -13,6 +13,7 @@ rule mllm_stage1:
         done="results/mllm/{enc}/{ds}/{llm}/stage1/{source}/DONE.json",
     params:
         preset=config["mllm"]["preset"],
+        launcher=mllm_launcher(),
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, wc.source),
     threads: 1
@@ -21,7 +22,7 @@ rule mllm_stage1:
     log:
         "logs/mllm/{enc}/{ds}/{llm}/stage1_{source}.log",
     shell:
-        "modgap mllm train --stage 1 --config {params.preset} --set llm.source={params.llm:q}"
+        "{params.launcher} mllm train --stage 1 --config {params.preset} --set llm.source={params.llm:q}"
         " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
         " {params.visual} --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{wildcards.source}"
         " > {log} 2>&1"
@@ -38,6 +39,7 @@ rule mllm_stage2:
         done="results/mllm/{enc}/{ds}/{llm}/{regime}/stage2/DONE.json",
     params:
         preset=config["mllm"]["preset"],
+        launcher=mllm_launcher(),
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, config["mllm"]["regimes"][wc.regime]["stage2"]),
         init_from=lambda wc, input: os.path.dirname(input.stage1[0]) if input.stage1 else "none",
@@ -47,7 +49,7 @@ rule mllm_stage2:
     log:
         "logs/mllm/{enc}/{ds}/{llm}/{regime}_stage2.log",
     shell:
-        "modgap mllm train --stage 2 --config {params.preset} --set llm.source={params.llm:q}"
+        "{params.launcher} mllm train --stage 2 --config {params.preset} --set llm.source={params.llm:q}"
         " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
         " {params.visual} --init-from {params.init_from}"
         " --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/stage2"
