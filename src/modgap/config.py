@@ -7,6 +7,7 @@ without pretrained weights, ...).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -75,6 +76,20 @@ def _check_references(config: Mapping[str, Any]) -> None:
     report = config.get("report", {})
     if report.get("pca_split") and report["pca_split"] not in config["embed"]["splits"]:
         raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
+
+
+def parse_json_params(text: str | None, option: str = "--params") -> dict[str, Any]:
+    """A stage's parameter overrides from the command line: a JSON object, or a file holding one."""
+    if not text:
+        return {}
+    source = Path(text).read_text(encoding="utf-8") if Path(text).is_file() else text
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{option}: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA) -> dict:

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modgap.config import parse_json_params
 from modgap.errors import ConfigError
 from modgap.io import write_json_atomic, write_text_atomic
-
-
-def _params(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--params: not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise ConfigError("--params: expected a JSON object")
-    return value
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     run_method(
         args.method,
-        _params(args.params),
+        parse_json_params(args.params),
         Path(args.stats_dir),
         Path(args.splits_root),
         args.splits,
@@ -80,7 +70,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         out["rows"] = studies.cost(sx, sy, args.sizes or [1000, 10_000, 100_000])
     elif args.study == "study-aniso":
         dx, dy = _load_split(Path(args.diag_dir))
-        base = _params(args.params)
+        base = parse_json_params(args.params)
         out["rows"] = studies.aniso_sensitivity(
             sx, sy, dx, dy, base, args.ranks or [8, 16, 32, 64], [(0.1, 0.1), (0.25, 0.2), (0.5, 0.4)]
         )

@@ -10,15 +10,14 @@ Usage (from the project root)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+from modgap.config import parse_json_params
 from modgap.embed import lit, models
 from modgap.embed.retrieval import retrieval_metrics
-from modgap.errors import ConfigError
 from modgap.io import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -51,13 +50,7 @@ def register_encoder(subparsers: Any) -> None:
 
 
 def parse_params(text: str) -> dict[str, Any]:
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--params is not valid JSON: {exc}") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(f"--params must be a JSON object, got {type(params).__name__}")
-    return lit.resolve_params(params)
+    return lit.resolve_params(parse_json_params(text))
 
 
 def evaluate_checkpoint(

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
-from modgap.errors import ConfigError
-
-
-def _params(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--params: not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise ConfigError("--params: expected a JSON object")
-    return value
+from modgap.config import parse_json_params
 
 
 def _stats(args: argparse.Namespace) -> int:
     from modgap.gap.stage import run_stats
 
     run_stats(
-        args.stats_dir, args.diag_dir, args.out_dir, _params(args.params), encoder=args.encoder, dataset=args.dataset
+        args.stats_dir,
+        args.diag_dir,
+        args.out_dir,
+        parse_json_params(args.params),
+        encoder=args.encoder,
+        dataset=args.dataset,
     )
     return 0
 
@@ -41,7 +32,7 @@ def _report(args: argparse.Namespace) -> int:
 def _dynamics(args: argparse.Namespace) -> int:
     from modgap.gap.dynamics import run_dynamics
 
-    run_dynamics(args.manifest, args.out_dir, _params(args.params), dataset=args.dataset)
+    run_dynamics(args.manifest, args.out_dir, parse_json_params(args.params), dataset=args.dataset)
     return 0
 
 
