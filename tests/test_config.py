@@ -65,3 +65,17 @@ def test_cli_reports_config_error_on_one_line(tmp_path, project_root, capsys, co
     status = main(["config", str(path), "--schema", str(project_root / "workflow/schemas/config.schema.yaml")])
     assert status == 2
     assert "embed.shard_rows" in capsys.readouterr().err
+
+
+def test_stage_params_from_inline_json_or_file(tmp_path):
+    from modgap.config import parse_json_params
+
+    assert parse_json_params(None) == {}
+    assert parse_json_params('{"epochs": 3}') == {"epochs": 3}
+    path = tmp_path / "p.json"
+    path.write_text('{"lr": 0.1}')
+    assert parse_json_params(str(path)) == {"lr": 0.1}
+    with pytest.raises(ConfigError, match="--params: not valid JSON"):
+        parse_json_params("{epochs: 3}")
+    with pytest.raises(ConfigError, match="expected a JSON object, got list"):
+        parse_json_params("[1, 2]")
