@@ -78,6 +78,16 @@ def _check_references(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
 
 
+def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, label: str) -> dict:
+    """``defaults`` updated by ``overrides``; an unknown key is a :class:`ConfigError` naming it."""
+    params = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ConfigError(f"{label}: unknown key {key!r} (known: {', '.join(sorted(params))})")
+        params[key] = value
+    return params
+
+
 def parse_json_params(text: str | None, option: str = "--params") -> dict[str, Any]:
     """A stage's parameter overrides from the command line: a JSON object, or a file holding one."""
     if not text:

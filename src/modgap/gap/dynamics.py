@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.config import merge_with_defaults
+from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.frame import (
     Frame,
     ResidualBlocks,
@@ -93,12 +94,7 @@ def register_model(embed_dim: int = 64) -> str:
 
 
 def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    params = dict(DEFAULT_PARAMS)
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ConfigError(f"gap dynamics params: unknown key {key!r} (known: {', '.join(sorted(params))})")
-        params[key] = value
-    return params
+    return merge_with_defaults(DEFAULT_PARAMS, overrides, "gap dynamics params")
 
 
 def load_split(manifest: Path, splits: list[str], root: Path, size: int) -> tuple[np.ndarray, list[str]]:

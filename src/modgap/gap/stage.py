@@ -17,7 +17,8 @@ import numpy as np
 import scipy
 
 from modgap import __version__
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.config import merge_with_defaults
+from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.frame import DEFAULT_ENERGY
 from modgap.gap.marginal import marginal_stats
 from modgap.gap.paired import REPORT_K, aniso_summary, frame_summary, paired_moments, residual_arrays
@@ -50,12 +51,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 
 def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    params = dict(DEFAULT_PARAMS)
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ConfigError(f"gap params: unknown key {key!r} (known: {', '.join(sorted(params))})")
-        params[key] = value
-    return params
+    return merge_with_defaults(DEFAULT_PARAMS, overrides, "gap params")
 
 
 def _split_files(split_dir: Path, paired: bool) -> tuple[Path, Path]:
