@@ -18,6 +18,7 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/gap.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/mllm.smk"
+include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -16,7 +16,7 @@ from modgap import __version__
 from modgap.errors import ModgapError
 
 # Stage packages whose ``commands`` module registers subcommands; a package without one is skipped.
-STAGE_PACKAGES = ("data", "embed", "gap", "align", "mllm", "eval", "report", "workflow")
+STAGE_PACKAGES = ("data", "embed", "gap", "align", "mllm", "evaluation", "report", "workflow")
 
 
 def build_parser() -> argparse.ArgumentParser:

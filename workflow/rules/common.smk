@@ -32,6 +32,8 @@ wildcard_constraints:
     study="|".join(STUDY_COMMANDS),
     regime="|".join(MLLM_REGIMES) or "^$",
     source="|".join(["image", *ALIGN_METHODS]),
+    condition="image|blind|mean|shuffled",
+    model="|".join([*MLLM_REGIMES, *(f"stage1-{m}" for m in ["image", *ALIGN_METHODS]), "base-llm"]),
 
 
 def src_files(*packages):
@@ -152,6 +154,7 @@ def align_targets():
 def all_targets():
     return (
         all_embeddings() + report_targets() + ["results/metrics/gap.json"] + align_targets() + mllm_targets()
+        + eval_report_targets()
     )
 
 
@@ -164,3 +167,58 @@ def report_targets():
         "results/figures/embedding_pca.png",
         "results/figures/embedding_pca.pdf",
     ]
+
+
+# --- evaluation: which models run under which visual conditions ----------------------------------
+EVAL = config["eval"]
+STAGE1_SOURCES = sorted({r["stage1"] for r in MLLM_REGIMES.values() if r["stage1"] is not None})
+EVAL_TASKS = {"mllm_image": "caption,pope,choice", "mllm_control": "pope,choice", "probe": "caption",
+              "base": "pope,choice"}
+
+
+# What `modgap eval suite|run` import: reports and claims live in other modules of the package, so
+# editing them does not redo the (slow) decoding.
+EVAL_RUN_SOURCES = [
+    f"src/modgap/evaluation/{name}.py"
+    for name in ("__init__", "answers", "commands", "io", "runner", "score", "suite", "text_metrics")
+]
+
+
+def eval_models():
+    """(model, condition) pairs: every regime under each configured condition; the stage-1 probes
+    with real images; the base LLM blind (B1)."""
+    pairs = [(regime, cond) for regime in MLLM_REGIMES for cond in EVAL["conditions"]]
+    if EVAL.get("stage1_probe", True):
+        pairs += [(f"stage1-{source}", "image") for source in STAGE1_SOURCES]
+    if EVAL.get("base_llm", True) and MLLM_REGIMES:
+        pairs.append(("base-llm", "blind"))
+    return pairs
+
+
+def eval_model_dir(wildcards):
+    """The stage folder a model name refers to (the base LLM reads its config from the first regime)."""
+    root = f"results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}"
+    model = wildcards.model
+    if model.startswith("stage1-"):
+        return f"{root}/stage1/{model[len('stage1-'):]}"
+    if model == "base-llm":
+        return f"{root}/{next(iter(MLLM_REGIMES))}/stage2"
+    return f"{root}/{model}/stage2"
+
+
+def eval_tasks(wildcards):
+    if wildcards.model.startswith("stage1-"):
+        return EVAL_TASKS["probe"]
+    if wildcards.model == "base-llm":
+        return EVAL_TASKS["base"]
+    return EVAL_TASKS["mllm_image" if wildcards.condition == "image" else "mllm_control"]
+
+
+def eval_score_files(enc, ds):
+    return [f"results/eval/{enc}/{ds}/{MLLM_LLM}/{model}/{cond}.json" for model, cond in eval_models()]
+
+
+def eval_report_targets():
+    if not MLLM_REGIMES:
+        return []
+    return ["results/metrics/eval.json", "results/claims.md", "results/metrics/claims.json"]

@@ -1,0 +1,163 @@
+"""``modgap eval …``: build the benchmark suite, evaluate one model under one visual condition,
+and aggregate every score into the papers' tables and the claims report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("eval", help="benchmark suite, MLLM evaluation, paper tables, claims report")
+    sub = parser.add_subparsers(dest="eval_command", required=True, metavar="SUBCOMMAND")
+
+    suite = sub.add_parser("suite", help="build the mini-benchmark suite from the held-out split (JSON lines)")
+    suite.add_argument("--manifest", required=True)
+    suite.add_argument("--params", default="{}", help="eval.suite settings as inline JSON or a file")
+    suite.add_argument("--encoder-model", default=None, help="open_clip model (label embeddings, adversarial POPE)")
+    suite.add_argument("--encoder-pretrained", default=None)
+    suite.add_argument("--out", required=True)
+    suite.set_defaults(func=_suite)
+
+    run = sub.add_parser("run", help="decode one model over the suite under one visual condition")
+    run.add_argument("--model-dir", required=True, help="a completed stage folder (DONE.json)")
+    run.add_argument("--kind", choices=("mllm", "base-llm"), default="mllm",
+                     help="base-llm: the stage's untrained base LLM, blind only (B1)")
+    run.add_argument("--suite", required=True)
+    run.add_argument("--tasks", default="caption,pope,choice")
+    run.add_argument("--condition", default="image", help="image, blind, mean or shuffled")
+    run.add_argument("--embeddings-root", default=None, help="results/embeddings/{enc}/{ds}")
+    run.add_argument("--split", default="test")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--max-new-tokens", default="{}", help='JSON per task, e.g. {"caption": 24}')
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--bootstrap", type=int, default=1000)
+    run.add_argument("--out-prefix", required=True, help="writes PREFIX.jsonl (samples) and PREFIX.json (scores)")
+    run.set_defaults(func=_run)
+
+    report = sub.add_parser("report", help="aggregate scores: metrics JSON, regime and paper tables, summary figure")
+    report.add_argument("--runs", required=True, help='JSON list of {"encoder":..., "dataset":...}')
+    report.add_argument("--regimes", required=True, help="JSON of mllm.regimes (regime -> stage1/stage2 inputs)")
+    report.add_argument("--llm", required=True)
+    report.add_argument("--eval-root", default="results/eval")
+    report.add_argument("--align-metrics-root", default="results/metrics/align")
+    report.add_argument("--metrics-out", required=True)
+    report.add_argument("--tables-dir", required=True)
+    report.add_argument("--figure-prefix", required=True)
+    report.set_defaults(func=_report)
+
+    claims = sub.add_parser("claims", help="each claim of both papers -> measurement, tolerance, verdict")
+    claims.add_argument("--runs", required=True, help='JSON list of {"encoder":..., "dataset":...}')
+    claims.add_argument("--tier", choices=("embedded", "paper"), required=True)
+    claims.add_argument("--gap", required=True, help="results/metrics/gap.json")
+    claims.add_argument("--encoder", default=None, help="results/metrics/encoder.json")
+    claims.add_argument("--align-metrics-root", default="results/metrics/align")
+    claims.add_argument("--eval", default=None, help="results/metrics/eval.json")
+    claims.add_argument("--markdown-out", required=True)
+    claims.add_argument("--metrics-out", required=True)
+    claims.set_defaults(func=_claims)
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from modgap.config import parse_json_params
+    from modgap.data.prepare import read_manifest
+    from modgap.evaluation.io import write_jsonl
+    from modgap.evaluation.suite import build_suite, suite_summary
+
+    params = parse_json_params(args.params, "eval.suite")
+    similarity = None
+    if args.encoder_model:
+        similarity = _label_similarity(args.encoder_model, args.encoder_pretrained)
+    items = build_suite(read_manifest(args.manifest), params=params, similarity=similarity)
+    write_jsonl(args.out, (i.to_json() for i in items))
+    print(json.dumps(suite_summary(items), sort_keys=True))
+    return 0
+
+
+def _label_similarity(model: str, pretrained: str | None) -> Any:
+    """Cosine similarity of label texts in the encoder's text space (cached per label)."""
+    import numpy as np
+
+    from modgap.embed.encoder import load_encoder
+
+    encoder = load_encoder(model, pretrained, device="cpu")
+    cache: dict[str, np.ndarray] = {}
+
+    def embed(labels: list[str]) -> np.ndarray:
+        todo = [lab for lab in dict.fromkeys(labels) if lab not in cache]
+        if todo:
+            for lab, vec in zip(todo, encoder.encode_texts(todo, progress=False), strict=True):
+                cache[lab] = vec
+        return np.stack([cache[lab] for lab in labels])
+
+    def similarity(label: str, candidates: list[str]) -> np.ndarray:
+        return embed(list(candidates)) @ embed([label])[0]
+
+    return similarity
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from modgap.config import parse_json_params
+    from modgap.evaluation.io import read_suite, write_jsonl
+    from modgap.evaluation.runner import load_base_llm, run_items, visual_inputs
+    from modgap.evaluation.score import score_records
+    from modgap.io import write_json_atomic
+    from modgap.mllm.data import visual_table
+    from modgap.mllm.generate import load_mllm
+
+    torch.set_num_threads(args.threads)
+    tasks = [t for t in args.tasks.split(",") if t]
+    items = [i for i in read_suite(args.suite) if i.task in tasks]
+    table = None
+    if args.condition != "blind":
+        if not args.embeddings_root:
+            from modgap.errors import ConfigError
+
+            raise ConfigError(f"--condition {args.condition} needs --embeddings-root")
+        table = visual_table("image", embeddings_root=args.embeddings_root, split=args.split)
+    visual = visual_inputs(items, args.condition, table, seed=args.seed)
+    if args.kind == "base-llm":
+        from modgap.errors import ConfigError
+
+        if args.condition != "blind":
+            raise ConfigError("--kind base-llm has no projector: only --condition blind is meaningful")
+        mllm = load_base_llm(args.model_dir)
+    else:
+        mllm = load_mllm(args.model_dir)
+    records = run_items(mllm, items, visual, max_new_tokens=parse_json_params(args.max_new_tokens, "max_new_tokens"),
+                        batch_size=args.batch_size)
+    scores = score_records(records, resamples=args.bootstrap, seed=args.seed)
+    meta = {"model_dir": args.model_dir, "kind": args.kind, "condition": args.condition, "template": mllm.template,
+            "tasks": tasks, "items": len(items), "split": args.split, "decoding": "greedy"}
+    write_jsonl(f"{args.out_prefix}.jsonl", records)
+    write_json_atomic(f"{args.out_prefix}.json", {"meta": meta, "scores": scores})
+    print(json.dumps({"avg": scores.get("avg"), **meta}, sort_keys=True))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from modgap.evaluation.tables import write_eval_report
+
+    summary = write_eval_report(
+        json.loads(args.runs), json.loads(args.regimes), args.llm, eval_root=args.eval_root,
+        align_metrics_root=args.align_metrics_root, metrics_out=args.metrics_out, tables_dir=args.tables_dir,
+        figure_prefix=args.figure_prefix,
+    )
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from modgap.evaluation.claims import write_claims_report
+
+    counts = write_claims_report(
+        json.loads(args.runs), tier=args.tier, gap=args.gap, encoder=args.encoder,
+        align_metrics_root=args.align_metrics_root, eval_metrics=args.eval, markdown_out=args.markdown_out,
+        metrics_out=args.metrics_out,
+    )
+    print(json.dumps(counts, sort_keys=True))
+    return 0

@@ -1,0 +1,92 @@
+"""Decode one model over the benchmark suite under one visual condition and log every sample.
+
+Visual conditions ([spec] revision-mllm §11.4 blind baselines):
+- ``image``: the item's real image embedding;
+- ``blind``: no visual tokens at all (B2 for a trained MLLM, B1 for the base LLM);
+- ``mean``: every item gets µ_x, the mean image embedding of the evaluated split (B3);
+- ``shuffled``: every item gets another item's image (a fixed derangement, B3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modgap.errors import ConfigError
+from modgap.evaluation.score import is_correct, parse_record
+from modgap.evaluation.suite import BenchItem
+
+CONDITIONS = ("image", "blind", "mean", "shuffled")
+MAX_NEW_TOKENS = {"caption": 24, "pope": 4, "choice": 4}
+
+
+def visual_inputs(items: Sequence[BenchItem], condition: str, table: Any | None, *, seed: int = 0) -> np.ndarray | None:
+    """One embedding row per item for ``condition`` (None for ``blind``). ``table`` is an
+    :class:`~modgap.mllm.data.EmbeddingTable` of the evaluated split's images."""
+    if condition not in CONDITIONS:
+        raise ConfigError(f"eval condition must be one of {CONDITIONS}, got {condition!r}")
+    if condition == "blind":
+        return None
+    if table is None:
+        raise ConfigError(f"eval condition {condition!r} needs image embeddings")
+    rows = table.rows([i.image_id for i in items])
+    if condition == "mean":
+        mean = table.array.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return np.broadcast_to(mean, rows.shape).copy()
+    if condition == "shuffled":
+        images = sorted({i.image_id for i in items})
+        if len(images) < 2:
+            raise ConfigError("eval condition 'shuffled' needs at least two images")
+        shift = 1 + int(np.random.default_rng(seed).integers(len(images) - 1))  # a cyclic shift has no fixed point
+        partner = {img: images[(k + shift) % len(images)] for k, img in enumerate(images)}
+        return table.rows([partner[i.image_id] for i in items])
+    return rows
+
+
+def run_items(
+    mllm: Any,
+    items: Sequence[BenchItem],
+    visual: np.ndarray | None,
+    *,
+    template: str | None = None,
+    max_new_tokens: Mapping[str, int] | None = None,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """Greedy answers for every item, parsed and scored, as per-sample records (item order)."""
+    from modgap.mllm.generate import generate
+
+    limits = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+    outputs: list[str | None] = [None] * len(items)
+    for task in dict.fromkeys(i.task for i in items):
+        index = [k for k, i in enumerate(items) if i.task == task]
+        embeddings = None if visual is None else visual[index]
+        answers = generate(mllm, embeddings, [items[k].question for k in index], max_new_tokens=limits[task],
+                           batch_size=batch_size, template=template)
+        for k, text in zip(index, answers, strict=True):
+            outputs[k] = text
+    records = []
+    for item, output in zip(items, outputs, strict=True):
+        parsed = parse_record(item.task, str(output), item.options)
+        records.append({**item.to_json(), "output": output, "parsed": parsed,
+                        "correct": is_correct(item.task, parsed, item.answer)})
+    return records
+
+
+def load_base_llm(stage_dir: str | Path) -> Any:
+    """The untrained base LLM a stage folder was built on, wrapped like a trained MLLM so the same
+    decoding code runs it; it is only ever asked questions without visual tokens (B1)."""
+    from modgap.io import read_json
+    from modgap.mllm.generate import LoadedMLLM
+    from modgap.mllm.llm import load_llm
+    from modgap.mllm.model import Projector, VisualLM
+
+    meta = read_json(Path(stage_dir) / "mllm.json")
+    lc = meta["llm"]
+    llm, tokenizer, _ = load_llm(lc["source"], gguf_file=lc["gguf_file"], cache_dir=lc["cache_dir"],
+                                 dtype=lc["dtype"], attn_implementation=lc["attn_implementation"])
+    projector = Projector(meta["embed_dim"], meta["hidden_size"], meta["visual_tokens"], meta["visual_token_mode"])
+    return LoadedMLLM(VisualLM(llm, projector).eval(), tokenizer, "chat", lc.get("system_prompt"),
+                      {**meta, "base_llm_only": True})

@@ -1,0 +1,109 @@
+# Evaluation: the embedded mini-benchmark suite from the held-out split, every trained model under
+# each visual condition (greedy decoding, per-sample logs), then the papers' tables and the claims
+# report from every metric the pipeline wrote.
+
+
+rule eval_suite:
+    input:
+        manifest="resources/datasets/{ds}/manifest.parquet",
+        checkpoint=trained_checkpoint_input,
+        code=src_files("embed") + EVAL_RUN_SOURCES,
+    output:
+        suite="results/eval/{enc}/{ds}/suite.jsonl",
+    params:
+        suite=as_json(EVAL["suite"]),
+        model=lambda wc: config["encoders"][wc.enc]["model"],
+        pretrained=lambda wc: encoder_checkpoint(wc.enc),
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/eval/{enc}/{ds}/suite.log",
+    shell:
+        "modgap eval suite --manifest {input.manifest} --params {params.suite:q}"
+        " --encoder-model {params.model} --encoder-pretrained {params.pretrained:q}"
+        " --out {output.suite} > {log} 2>&1"
+
+
+rule eval_model:
+    input:
+        suite="results/eval/{enc}/{ds}/suite.jsonl",
+        done=lambda wc: f"{eval_model_dir(wc)}/DONE.json",
+        images=lambda wc: embedding_files(wc.enc, wc.ds, EVAL["suite"]["split"])["meta"],
+        code=src_files("mllm") + EVAL_RUN_SOURCES,
+    output:
+        scores="results/eval/{enc}/{ds}/{llm}/{model}/{condition}.json",
+        samples="results/eval/{enc}/{ds}/{llm}/{model}/{condition}.jsonl",
+    params:
+        model_dir=eval_model_dir,
+        kind=lambda wc: "base-llm" if wc.model == "base-llm" else "mllm",
+        tasks=eval_tasks,
+        split=EVAL["suite"]["split"],
+        batch_size=EVAL.get("batch_size", 16),
+        max_new_tokens=as_json(EVAL.get("max_new_tokens", {})),
+        bootstrap=EVAL.get("bootstrap", 1000),
+        seed=config["seed"],
+    threads: 1
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/eval/{enc}/{ds}/{llm}/{model}_{condition}.log",
+    shell:
+        "modgap eval run --model-dir {params.model_dir} --kind {params.kind} --suite {input.suite}"
+        " --tasks {params.tasks} --condition {wildcards.condition}"
+        " --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds} --split {params.split}"
+        " --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens:q} --threads {threads}"
+        " --bootstrap {params.bootstrap} --seed {params.seed}"
+        " --out-prefix results/eval/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.model}/{wildcards.condition}"
+        " > {log} 2>&1"
+
+
+rule eval_report:
+    input:
+        scores=[f for enc, ds in RUNS for f in eval_score_files(enc, ds)],
+        align=align_targets(),
+        code=src_files("evaluation"),
+    output:
+        metrics="results/metrics/eval.json",
+        tables=directory("results/tables/eval"),
+        figure=report(
+            "results/figures/eval_summary.png",
+            caption="../report/eval_summary.rst",
+            category="Evaluation",
+        ),
+        figure_pdf="results/figures/eval_summary.pdf",
+    params:
+        runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
+        regimes=as_json(MLLM_REGIMES),
+        llm=MLLM_LLM,
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/eval/report.log",
+    shell:
+        "modgap eval report --runs {params.runs:q} --regimes {params.regimes:q} --llm {params.llm}"
+        " --eval-root results/eval --align-metrics-root results/metrics/align"
+        " --metrics-out {output.metrics} --tables-dir {output.tables}"
+        " --figure-prefix results/figures/eval_summary > {log} 2>&1"
+
+
+rule claims:
+    input:
+        gap="results/metrics/gap.json",
+        encoder="results/metrics/encoder.json",
+        align=align_targets(),
+        eval="results/metrics/eval.json",
+        code=src_files("evaluation"),
+    output:
+        markdown="results/claims.md",
+        metrics="results/metrics/claims.json",
+    params:
+        runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
+        tier=config["report"]["tier"],
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/eval/claims.log",
+    shell:
+        "modgap eval claims --runs {params.runs:q} --tier {params.tier} --gap {input.gap}"
+        " --encoder {input.encoder} --align-metrics-root results/metrics/align --eval {input.eval}"
+        " --markdown-out {output.markdown} --metrics-out {output.metrics} > {log} 2>&1"
