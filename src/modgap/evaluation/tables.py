@@ -1,0 +1,250 @@
+"""Aggregate evaluation scores into ``results/metrics/eval.json``, the regime table of the
+scaled-down protocol ([spec] revision-mllm §11.5), the Stage-1 probe table with each method's
+embedding geometry beside it, and the papers' MLLM tables with their printed numbers as a
+reference column (``paper_tables.yaml``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from modgap.errors import ModgapError
+from modgap.evaluation.answers import mcnemar
+from modgap.evaluation.io import read_jsonl
+from modgap.io import read_json, write_json_atomic
+from modgap.report.tables import write_table
+
+GEOMETRY = ("delta_mu", "delta_mu_in_sample", "M_Z", "M_X", "Phi", "Psi", "Omega_20", "A_r")
+PAPER_COLUMNS_SHOWN = ("POPE", "Avg")
+
+
+@cache
+def paper_tables() -> dict[str, Any]:
+    text = resources.files("modgap.evaluation").joinpath("paper_tables.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def load_run_scores(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str,
+                    models: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{model: {condition: scores}} for the models that have any score file."""
+    root = Path(eval_root) / enc / ds / llm
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for model in models:
+        for path in sorted((root / model).glob("*.json")):
+            out.setdefault(model, {})[path.stem] = read_json(path)["scores"]
+    return out
+
+
+def regime_summary(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Headline numbers of one model: image-condition scores, each control's Avg and the B2 gap."""
+    image = scores.get("image", {})
+    row: dict[str, Any] = {
+        "caption_cider_d": _get(image, "caption", "cider_d"),
+        "caption_bleu4": _get(image, "caption", "bleu4"),
+        "caption_mention_recall": _get(image, "caption", "mention_recall"),
+        "pope_accuracy": _get(image, "pope", "accuracy"),
+        "pope_f1": _get(image, "pope", "f1"),
+        "choice_accuracy": _get(image, "choice", "accuracy"),
+        "choice_circular_accuracy": _get(image, "choice", "circular_accuracy"),
+        "avg": image.get("avg"),
+    }
+    for strategy in ("random", "popular", "adversarial"):
+        row[f"pope_{strategy}_accuracy"] = _get(image, "pope", strategy, "accuracy")
+        row[f"pope_{strategy}_yes_ratio"] = _get(image, "pope", strategy, "yes_ratio")
+    for condition, control in scores.items():
+        if condition != "image":
+            row[f"{condition}_avg"] = control.get("avg")
+            if row["avg"] is not None and control.get("avg") is not None:
+                row[f"{condition}_gap"] = row["avg"] - control["avg"]
+    return row
+
+
+def paired_tests(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str,
+                 reference: str) -> dict[str, Any]:
+    """Exact McNemar tests of ``model`` against ``reference`` on the same yes/no and MC items."""
+    root = Path(eval_root) / enc / ds / llm
+    a = {r["uid"]: r for r in read_jsonl(root / model / "image.jsonl")}
+    b = {r["uid"]: r for r in read_jsonl(root / reference / "image.jsonl")}
+    out: dict[str, Any] = {"reference": reference}
+    for task in ("pope", "choice"):
+        uids = sorted(u for u in a if a[u]["task"] == task and u in b)
+        if uids:
+            out[task] = mcnemar([a[u]["correct"] for u in uids], [b[u]["correct"] for u in uids])
+    return out
+
+
+def find_regime(regimes: Mapping[str, Mapping[str, Any]], stage1: str | None, stage2: str) -> str | None:
+    for name, spec in regimes.items():
+        if spec.get("stage1") == stage1 and spec.get("stage2") == stage2:
+            return name
+    return None
+
+
+def write_eval_report(
+    runs: Sequence[Mapping[str, str]],
+    regimes: Mapping[str, Mapping[str, Any]],
+    llm: str,
+    *,
+    eval_root: str | os.PathLike[str],
+    align_metrics_root: str | os.PathLike[str],
+    metrics_out: str | os.PathLike[str],
+    tables_dir: str | os.PathLike[str],
+    figure_prefix: str | os.PathLike[str],
+) -> dict[str, Any]:
+    sources = sorted({s["stage1"] for s in regimes.values() if s.get("stage1")})
+    models = [*regimes, *(f"stage1-{s}" for s in sources), "base-llm"]
+    metrics: dict[str, Any] = {}
+    written: list[str] = []
+    for run in runs:
+        enc, ds = run["encoder"], run["dataset"]
+        scores = load_run_scores(eval_root, enc, ds, llm, models)
+        if not scores:
+            raise ModgapError(f"no evaluation scores under {eval_root}/{enc}/{ds}/{llm}")
+        geometry = _align_geometry(Path(align_metrics_root) / enc / f"{ds}.json")
+        summary = _run_summary(scores, regimes, sources, geometry, eval_root, enc, ds, llm)
+        metrics.setdefault(enc, {})[ds] = summary
+        out_dir = Path(tables_dir) / enc / ds
+        written += write_table(_regime_frame(summary, regimes), out_dir / "regimes",
+                               caption=f"MLLM regimes on the held-out mini-suite ({enc} / {ds}, {llm})")
+        written += write_table(_probe_frame(summary), out_dir / "stage1_probe",
+                               caption="Stage-1-only probe: captioning from real images after Stage 1 alone")
+        for key, table in paper_tables()["tables"].items():
+            written += write_table(_paper_frame(table, summary, regimes), out_dir / key, caption=table["title"])
+    written += write_table(_paper_reference_frame(), Path(tables_dir) / "paper_reference",
+                           caption="The papers' MLLM tables as printed (11 public benchmarks; reference only)")
+    metrics["tables"] = sorted(written)
+    write_json_atomic(metrics_out, metrics)
+    from modgap.evaluation.figures import eval_summary_figure
+
+    eval_summary_figure(metrics, runs, regimes, figure_prefix)
+    return {"runs": len(runs), "tables": len(written)}
+
+
+def _run_summary(scores: Mapping[str, Any], regimes: Mapping[str, Mapping[str, Any]], sources: Sequence[str],
+                 geometry: Mapping[str, Mapping[str, float]], eval_root: str | os.PathLike[str], enc: str, ds: str,
+                 llm: str) -> dict[str, Any]:
+    summary: dict[str, Any] = {"regimes": {}, "probes": {}, "base_llm": None}
+    for name, spec in regimes.items():
+        if name not in scores:
+            continue
+        row = {"stage1": spec.get("stage1"), "stage2": spec.get("stage2"), **regime_summary(scores[name])}
+        row["geometry"] = {k: geometry.get(str(spec.get("stage1")), {}).get(k) for k in GEOMETRY}
+        reference = find_regime(regimes, "identity", spec.get("stage2", "image"))
+        if reference and reference != name and reference in scores and "image" in scores[name]:
+            row["mcnemar"] = paired_tests(eval_root, enc, ds, llm, name, reference)
+        summary["regimes"][name] = row
+    for source in sources:
+        probe = scores.get(f"stage1-{source}", {}).get("image")
+        if probe:
+            summary["probes"][source] = {**probe["caption"],
+                                         "geometry": {k: geometry.get(source, {}).get(k) for k in GEOMETRY}}
+    if "base-llm" in scores:
+        summary["base_llm"] = regime_summary({"image": scores["base-llm"]["blind"]})
+    return summary
+
+
+def _align_geometry(path: Path) -> dict[str, dict[str, float]]:
+    if not path.is_file():
+        return {}
+    return read_json(path).get("methods", {})
+
+
+def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for name, row in summary["regimes"].items():
+        rows.append({
+            "regime": name, "stage 1": row["stage1"] or "—", "stage 2": row["stage2"],
+            "CIDEr-D": row["caption_cider_d"], "BLEU-4": row["caption_bleu4"],
+            "POPE rand": row["pope_random_accuracy"], "POPE pop": row["pope_popular_accuracy"],
+            "POPE adv": row["pope_adversarial_accuracy"], "POPE F1": row["pope_f1"],
+            "MC acc": row["choice_accuracy"], "MC circular": row["choice_circular_accuracy"], "Avg": row["avg"],
+            "blind Avg": row.get("blind_avg"), "B2 gap": row.get("blind_gap"),
+            "p vs No Align (POPE)": _get(row, "mcnemar", "pope", "p_value"),
+            "Δµ held-out (stage-1 input)": row["geometry"].get("delta_mu"),
+        })
+    base = summary.get("base_llm")
+    if base:
+        rows.append({"regime": "base LLM, blind (B1)", "stage 1": "—", "stage 2": "—",
+                     "POPE rand": base["pope_random_accuracy"], "POPE pop": base["pope_popular_accuracy"],
+                     "POPE adv": base["pope_adversarial_accuracy"], "POPE F1": base["pope_f1"],
+                     "MC acc": base["choice_accuracy"], "MC circular": base["choice_circular_accuracy"],
+                     "Avg": base["avg"]})
+    return pd.DataFrame(rows)
+
+
+def _probe_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+    rows = []
+    for source, probe in summary["probes"].items():
+        g = probe["geometry"]
+        rows.append({"stage-1 input": source, "CIDEr-D": probe["cider_d"],
+                     "CIDEr-D 95% CI": _interval(probe.get("cider_d_ci")), "BLEU-4": probe["bleu4"],
+                     "mention recall": probe.get("mention_recall"), "Δµ held-out": g.get("delta_mu"),
+                     "M_X": g.get("M_X"), "Φ": g.get("Phi"), "Ω_20": g.get("Omega_20")})
+    return pd.DataFrame(rows)
+
+
+def _paper_frame(table: Mapping[str, Any], summary: Mapping[str, Any],
+                 regimes: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    columns = paper_tables()["columns"]
+    rows = []
+    for spec in table["rows"]:
+        model, ours = _match(spec, summary, regimes)
+        paper = dict(zip(columns, spec["paper"], strict=True))
+        rows.append({
+            "method": spec["label"],
+            "our model": model or spec.get("missing") or "not run (no matching mllm.regimes entry)",
+            "CIDEr-D": ours.get("caption_cider_d"), "POPE acc": ours.get("pope_accuracy"),
+            "MC circular": ours.get("choice_circular_accuracy"), "Avg (ours, %)": _pct(ours.get("avg")),
+            "blind gap (%)": _pct(ours.get("blind_gap")),
+            **{f"paper {c}": paper[c] for c in PAPER_COLUMNS_SHOWN},
+        })
+    return pd.DataFrame(rows)
+
+
+def _match(spec: Mapping[str, Any], summary: Mapping[str, Any],
+           regimes: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+    match = spec.get("match")
+    if not match:
+        return None, {}
+    if match.get("model") == "base-llm":
+        return ("base-llm (B1)", summary["base_llm"]) if summary.get("base_llm") else (None, {})
+    name = find_regime(regimes, match.get("stage1"), match["stage2"])
+    if name is None or name not in summary["regimes"]:
+        return None, {}
+    return name, summary["regimes"][name]
+
+
+def _paper_reference_frame() -> pd.DataFrame:
+    data = paper_tables()
+    rows = []
+    for key, table in data["tables"].items():
+        for spec in table["rows"]:
+            paper = dict(zip(data["columns"], spec["paper"], strict=True))
+            rows.append({"table": key, "method": spec["label"], **paper})
+    return pd.DataFrame(rows)
+
+
+def _get(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, Mapping) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+def _interval(ci: Sequence[float] | None) -> str | None:
+    if not ci or any(np.isnan(c) for c in ci):
+        return None
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]"

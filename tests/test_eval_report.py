@@ -1,0 +1,86 @@
+"""The evaluation report: regime table, Stage-1 probe, paper tables with reference columns, metrics JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import modgap.mllm.generate as generate_module
+from _eval_fixtures import FakeMLLM, fake_generate, manifest, word_similarity
+from modgap.cli import main
+from modgap.evaluation.io import write_jsonl
+from modgap.evaluation.runner import run_items
+from modgap.evaluation.score import score_records
+from modgap.evaluation.suite import build_suite
+from modgap.evaluation.tables import paper_tables
+from modgap.io import write_json_atomic
+
+REGIMES = {
+    "revision-identity": {"stage1": "identity", "stage2": "image"},
+    "revision-realign": {"stage1": "realign", "stage2": "image"},
+}
+
+
+def _write_scores(root, model, condition, answer, tasks=("caption", "pope", "choice")):
+    items = [i for i in build_suite(manifest(), params={"caption_items": 6, "pope_items": 8, "choice_items": 4},
+                                    similarity=word_similarity) if i.task in tasks]
+    records = run_items(FakeMLLM(answer), items, None)
+    prefix = root / "enc" / "ds" / "llm" / model / condition
+    write_jsonl(f"{prefix}.jsonl", records)
+    write_json_atomic(f"{prefix}.json", {"meta": {}, "scores": score_records(records, resamples=200)})
+
+
+@pytest.fixture
+def eval_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate_module, "generate", fake_generate)
+    root = tmp_path / "eval"
+    _write_scores(root, "revision-identity", "image", lambda q, e: "no")
+    _write_scores(root, "revision-identity", "blind", lambda q, e: "no", ("pope", "choice"))
+    _write_scores(root, "revision-realign", "image", lambda q, e: "yes")
+    _write_scores(root, "revision-realign", "blind", lambda q, e: "B", ("pope", "choice"))
+    _write_scores(root, "stage1-realign", "image", lambda q, e: "a picture of thing1", ("caption",))
+    _write_scores(root, "base-llm", "blind", lambda q, e: "maybe", ("pope", "choice"))
+    align = tmp_path / "align" / "enc"
+    align.mkdir(parents=True)
+    (align / "ds.json").write_text(json.dumps({"methods": {"realign": {"delta_mu": 0.05, "M_X": 0.3}}}))
+    return tmp_path
+
+
+def test_report_writes_regimes_probe_and_paper_tables(eval_root):
+    args = ["eval", "report", "--runs", json.dumps([{"encoder": "enc", "dataset": "ds"}]),
+            "--regimes", json.dumps(REGIMES), "--llm", "llm", "--eval-root", str(eval_root / "eval"),
+            "--align-metrics-root", str(eval_root / "align"), "--metrics-out", str(eval_root / "eval.json"),
+            "--tables-dir", str(eval_root / "tables"), "--figure-prefix", str(eval_root / "fig")]
+    assert main(args) == 0
+    metrics = json.loads((eval_root / "eval.json").read_text())["enc"]["ds"]
+    identity = metrics["regimes"]["revision-identity"]
+    assert identity["pope_accuracy"] == 0.5 and identity["blind_gap"] == 0.0
+    realign = metrics["regimes"]["revision-realign"]
+    assert realign["mcnemar"]["reference"] == "revision-identity"
+    assert realign["geometry"]["delta_mu"] == 0.05
+    assert metrics["probes"]["realign"]["geometry"]["M_X"] == 0.3
+    assert metrics["base_llm"]["pope_accuracy"] == 0.0  # "maybe" is unparseable: wrong, not chance
+
+    tables = eval_root / "tables" / "enc" / "ds"
+    table1 = pd.read_csv(tables / "ra_table1.csv")
+    assert list(table1["method"]) == ["Blind", "No Align", "C3 Align", "ReVision (ReAlign)"]
+    assert table1.loc[3, "our model"] == "revision-realign" and table1.loc[3, "paper Avg"] == 50.16
+    assert table1.loc[2, "our model"].startswith("not run")  # no C3 regime configured
+    assert pd.isna(table1.loc[2, "Avg (ours, %)"])
+    assert "second, larger Stage-1 caption set" in pd.read_csv(tables / "ra_table2.csv").loc[3, "our model"]
+    for key in paper_tables()["tables"]:
+        for ext in ("md", "csv", "tex"):
+            assert (tables / f"{key}.{ext}").is_file()
+    reference = pd.read_csv(eval_root / "tables" / "paper_reference.csv")
+    assert reference.loc[reference["method"] == "ReVision-2M", "Avg"].item() == 49.75
+    assert (eval_root / "fig.png").is_file() and (eval_root / "fig.pdf").is_file()
+
+
+def test_paper_tables_have_full_rows():
+    data = paper_tables()
+    for table in data["tables"].values():
+        for row in table["rows"]:
+            assert len(row["paper"]) == len(data["columns"]), row["label"]
+            assert ("match" in row) != ("missing" in row), row["label"]
