@@ -37,6 +37,11 @@ def test_default_config_is_valid(config, schema):
         (lambda c: c["runs"][0].update(encoder="nope"), "runs.0.encoder"),
         (lambda c: c["encoders"]["lit-effnet-minilm"]["train"].update(dataset="nope"),
          "encoders.lit-effnet-minilm.train.dataset"),
+        (lambda c: c["eval"]["suite"].update(captions=3), "eval.suite"),
+        (lambda c: c["eval"]["suite"].update(pope_negatives=["hard"]), "eval.suite.pope_negatives.0"),
+        (lambda c: c["eval"].update(conditions=["noise"]), "eval.conditions.0"),
+        (lambda c: c["eval"]["suite"].update(split="train"), "eval.suite.split"),
+        (lambda c: c["report"].update(tier="gpu"), "report.tier"),
     ],
 )
 def test_bad_config_names_the_key(config, schema, mutate, expected_key):

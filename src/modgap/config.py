@@ -76,6 +76,11 @@ def _check_references(config: Mapping[str, Any]) -> None:
     report = config.get("report", {})
     if report.get("pca_split") and report["pca_split"] not in config["embed"]["splits"]:
         raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
+    eval_split = config.get("eval", {}).get("suite", {}).get("split", "test")
+    if eval_split not in config["embed"]["splits"]:
+        raise ConfigError(f"eval.suite.split: split '{eval_split}' is not in embed.splits")
+    if eval_split == "train":
+        raise ConfigError("eval.suite.split: 'train' is what the MLLMs train on; evaluate on a held-out split")
 
 
 def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, label: str) -> dict:
