@@ -8,6 +8,9 @@ from modgap.config import validate_config
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
 
 

@@ -59,8 +59,14 @@ rule align_report:
                                   study=ALIGN_STUDIES),
         code=src_files("align", "report"),
     output:
-        tables=multiext("results/tables/align/{enc}/{ds}/align_", "metrics.md", "metrics.csv", "gap.md", "params.md"),
-        figures=expand("results/figures/align/{{enc}}/{{ds}}/{stem}.{ext}", stem=ALIGN_FIGURES, ext=("png", "pdf")),
+        tables=in_report(
+            multiext("results/tables/align/{enc}/{ds}/align_", "metrics.md", "metrics.csv", "gap.md", "params.md"),
+            "Alignment", "align_tables",
+        ),
+        figures=in_report(
+            expand("results/figures/align/{{enc}}/{{ds}}/{stem}.{ext}", stem=ALIGN_FIGURES, ext=("png", "pdf")),
+            "Alignment", "align_figures",
+        ),
         metrics="results/metrics/align/{enc}/{ds}.json",
     conda:
         "../envs/modgap.yaml"

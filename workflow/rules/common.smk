@@ -222,3 +222,13 @@ def eval_report_targets():
     if not MLLM_REGIMES:
         return []
     return ["results/metrics/eval.json", "results/claims.md", "results/metrics/claims.json"]
+
+
+def in_report(paths, category, caption):
+    """Mark the PNG figures and CSV tables among ``paths`` for `snakemake --report` (PDF, markdown and
+    LaTeX copies stay plain outputs)."""
+    marked = []
+    for p in paths:  # (a line may not start with `report(`: Snakemake reads that as its directive)
+        shown = p.endswith((".png", ".csv"))
+        marked.append(report(p, caption=f"../report/{caption}.rst", category=category) if shown else p)
+    return marked

@@ -64,7 +64,12 @@ rule eval_report:
         code=src_files("evaluation"),
     output:
         metrics="results/metrics/eval.json",
-        tables=directory("results/tables/eval"),
+        tables=report(
+            directory("results/tables/eval"),
+            patterns=["{path}.csv"],
+            caption="../report/eval_tables.rst",
+            category="Evaluation",
+        ),
         figure=report(
             "results/figures/eval_summary.png",
             caption="../report/eval_summary.rst",
@@ -94,7 +99,7 @@ rule claims:
         eval="results/metrics/eval.json",
         code=src_files("evaluation"),
     output:
-        markdown="results/claims.md",
+        markdown=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
         metrics="results/metrics/claims.json",
     params:
         runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),

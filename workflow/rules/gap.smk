@@ -50,9 +50,11 @@ rule gap_report:
         code=src_files("gap", "report"),
     output:
         metrics="results/metrics/gap.json",
-        tables=multiext("results/tables/gap_stats", ".md", ".csv", ".tex"),
-        transforms=multiext("results/tables/gap_transforms", ".md", ".csv", ".tex"),
-        figures=gap_figures(),
+        tables=in_report(multiext("results/tables/gap_stats", ".md", ".csv", ".tex"), "Gap theory", "gap_tables"),
+        transforms=in_report(
+            multiext("results/tables/gap_transforms", ".md", ".csv", ".tex"), "Gap theory", "gap_tables"
+        ),
+        figures=in_report(gap_figures(), "Gap theory", "gap_figures"),
     params:
         runs=lambda wc, input: " ".join(os.path.dirname(p) for p in input.stats),
         dynamics=lambda wc, input: " ".join(os.path.dirname(p) for p in input.dynamics),

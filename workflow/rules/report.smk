@@ -10,7 +10,7 @@ rule encoder_report:
     output:
         metrics="results/metrics/encoder.json",
         table_md="results/tables/encoder.md",
-        table_csv="results/tables/encoder.csv",
+        table_csv=report("results/tables/encoder.csv", caption="../report/encoder_table.rst", category="Encoder"),
         table_tex="results/tables/encoder.tex",
         pca_png=report(
             "results/figures/embedding_pca.png",
