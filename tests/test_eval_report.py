@@ -84,3 +84,20 @@ def test_paper_tables_have_full_rows():
         for row in table["rows"]:
             assert len(row["paper"]) == len(data["columns"]), row["label"]
             assert ("match" in row) != ("missing" in row), row["label"]
+
+
+def test_lmms_eval_results_become_a_table(eval_root):
+    stage = eval_root / "eval" / "enc" / "ds" / "llm" / "revision-realign"
+    (stage / "lmms_eval.json").write_text(json.dumps({
+        "harness": {"lmms_eval": "0.7.3"},
+        "results": {"pope": {"alias": "pope", "pope_accuracy,none": 0.71, "pope_accuracy_stderr,none": 0.01}}}))
+    (stage / "lmms_eval_blind.json").write_text(json.dumps({"results": {"pope": {"pope_accuracy,none": 0.5}}}))
+    args = ["eval", "report", "--runs", json.dumps([{"encoder": "enc", "dataset": "ds"}]),
+            "--regimes", json.dumps(REGIMES), "--llm", "llm", "--eval-root", str(eval_root / "eval"),
+            "--align-metrics-root", str(eval_root / "align"), "--metrics-out", str(eval_root / "eval.json"),
+            "--tables-dir", str(eval_root / "tables"), "--figure-prefix", str(eval_root / "fig")]
+    assert main(args) == 0
+    table = pd.read_csv(eval_root / "tables" / "enc" / "ds" / "lmms_eval.csv")
+    assert set(zip(table["condition"], table["value"], strict=True)) == {("image", 0.71), ("blind", 0.5)}
+    metrics = json.loads((eval_root / "eval.json").read_text())["enc"]["ds"]["lmms_eval"]
+    assert metrics["revision-realign"]["image"]["pope"]["pope_accuracy"] == 0.71

@@ -174,3 +174,19 @@ def test_helpers() -> None:
     assert cut_at_stops("no stop", []) == "no stop"
     with pytest.raises(NotImplementedError):
         ModgapMLLM.generate_until_multi_round(object.__new__(ModgapMLLM), [])  # type: ignore[arg-type]
+
+
+def test_cli_runs_lmms_eval_into_fixed_paths(env: SimpleNamespace, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from modgap.cli import main
+
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "datasets"))
+    prefix = tmp_path / "lmms_eval_blind"
+    args = ["eval", "lmms", "--model-dir", str(env.stage), "--encoder-model", TINY_MODEL,
+            "--encoder-pretrained", str(env.checkpoint), "--tasks", "modgap_pope_local",
+            "--include-path", str(env.task), "--batch-size", "4", "--blind", "--out-prefix", str(prefix)]
+    assert main(args) == 0
+    record = json.loads(Path(f"{prefix}.json").read_text())
+    assert record["blind"] is True and record["harness"]["lmms_eval"].startswith("0.7")
+    assert 0.0 <= record["results"]["modgap_pope_local"]["pope_accuracy,none"] <= 1.0
+    assert len(Path(f"{prefix}.samples.jsonl").read_text().splitlines()) == 6

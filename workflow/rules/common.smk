@@ -218,6 +218,14 @@ def eval_score_files(enc, ds):
     return [f"results/eval/{enc}/{ds}/{MLLM_LLM}/{model}/{cond}.json" for model, cond in eval_models()]
 
 
+def lmms_eval_files(enc, ds):
+    """lmms-eval results of every regime, with images and blind, when tasks are configured."""
+    if not EVAL.get("lmms_eval", {}).get("tasks"):
+        return []
+    return [f"results/eval/{enc}/{ds}/{MLLM_LLM}/{regime}/{variant}.json"
+            for regime in MLLM_REGIMES for variant in ("lmms_eval", "lmms_eval_blind")]
+
+
 def eval_report_targets():
     if not MLLM_REGIMES:
         return []

@@ -57,9 +57,41 @@ rule eval_model:
         " > {log} 2>&1"
 
 
+rule eval_lmms:
+    input:
+        done="results/mllm/{enc}/{ds}/{llm}/{regime}/stage2/DONE.json",
+        checkpoint=trained_checkpoint_input,
+        code=src_files("mllm", "evaluation"),
+    output:
+        results="results/eval/{enc}/{ds}/{llm}/{regime}/{variant}.json",
+        samples="results/eval/{enc}/{ds}/{llm}/{regime}/{variant}.samples.jsonl",
+    wildcard_constraints:
+        variant="lmms_eval|lmms_eval_blind",
+    params:
+        model=lambda wc: config["encoders"][wc.enc]["model"],
+        pretrained=lambda wc: encoder_checkpoint(wc.enc),
+        tasks=",".join(EVAL.get("lmms_eval", {}).get("tasks", [])),
+        limit=lambda wc: f"--limit {EVAL['lmms_eval']['limit']}" if EVAL.get("lmms_eval", {}).get("limit") else "",
+        blind=lambda wc: "--blind" if wc.variant.endswith("blind") else "",
+        batch_size=EVAL.get("lmms_eval", {}).get("batch_size", 16),
+        device=EVAL.get("lmms_eval", {}).get("device", "cpu"),
+        seed=config["seed"],
+    conda:
+        "../envs/modgap.yaml"
+    log:
+        "logs/eval/{enc}/{ds}/{llm}/{regime}_{variant}.log",
+    shell:
+        "modgap eval lmms --model-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/stage2"
+        " --encoder-model {params.model} --encoder-pretrained {params.pretrained:q} --tasks {params.tasks}"
+        " {params.limit} {params.blind} --batch-size {params.batch_size} --device {params.device} --seed {params.seed}"
+        " --out-prefix results/eval/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/{wildcards.variant}"
+        " > {log} 2>&1"
+
+
 rule eval_report:
     input:
         scores=[f for enc, ds in RUNS for f in eval_score_files(enc, ds)],
+        lmms=[f for enc, ds in RUNS for f in lmms_eval_files(enc, ds)],
         align=align_targets(),
         code=src_files("evaluation"),
     output:

@@ -37,6 +37,20 @@ def register(subparsers: Any) -> None:
     run.add_argument("--out-prefix", required=True, help="writes PREFIX.jsonl (samples) and PREFIX.json (scores)")
     run.set_defaults(func=_run)
 
+    lmms = sub.add_parser("lmms", help="run lmms-eval (paper-tier benchmarks) on one stage folder")
+    lmms.add_argument("--model-dir", required=True)
+    lmms.add_argument("--encoder-model", required=True, help="the open_clip model the MLLM was trained on")
+    lmms.add_argument("--encoder-pretrained", default=None)
+    lmms.add_argument("--tasks", required=True, help="comma-separated lmms-eval task names")
+    lmms.add_argument("--include-path", default=None, help="folder of extra task YAMLs (local tasks)")
+    lmms.add_argument("--limit", type=int, default=None, help="first N documents per task (smoke runs)")
+    lmms.add_argument("--batch-size", type=int, default=16)
+    lmms.add_argument("--device", default="cpu")
+    lmms.add_argument("--blind", action="store_true", help="no visual tokens (the image-ablated score)")
+    lmms.add_argument("--seed", type=int, default=0)
+    lmms.add_argument("--out-prefix", required=True, help="writes PREFIX.json and PREFIX.samples.jsonl")
+    lmms.set_defaults(func=_lmms)
+
     report = sub.add_parser("report", help="aggregate scores: metrics JSON, regime and paper tables, summary figure")
     report.add_argument("--runs", required=True, help='JSON list of {"encoder":..., "dataset":...}')
     report.add_argument("--regimes", required=True, help="JSON of mllm.regimes (regime -> stage1/stage2 inputs)")
@@ -160,4 +174,16 @@ def _claims(args: argparse.Namespace) -> int:
         metrics_out=args.metrics_out,
     )
     print(json.dumps(counts, sort_keys=True))
+    return 0
+
+
+def _lmms(args: argparse.Namespace) -> int:
+    from modgap.evaluation.lmms_run import run_lmms_eval
+
+    results = run_lmms_eval(
+        stage_dir=args.model_dir, encoder=args.encoder_model, pretrained=args.encoder_pretrained,
+        tasks=[t for t in args.tasks.split(",") if t], prefix=args.out_prefix, include_path=args.include_path,
+        limit=args.limit, batch_size=args.batch_size, device=args.device, blind=args.blind, seed=args.seed,
+    )
+    print(json.dumps(results, sort_keys=True, default=str))
     return 0

@@ -19,6 +19,7 @@ import yaml
 from modgap.errors import ModgapError
 from modgap.evaluation.answers import mcnemar
 from modgap.evaluation.io import read_jsonl
+from modgap.evaluation.runner import CONDITIONS
 from modgap.io import read_json, write_json_atomic
 from modgap.report.tables import write_table
 
@@ -38,8 +39,10 @@ def load_run_scores(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: s
     root = Path(eval_root) / enc / ds / llm
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for model in models:
-        for path in sorted((root / model).glob("*.json")):
-            out.setdefault(model, {})[path.stem] = read_json(path)["scores"]
+        for condition in CONDITIONS:
+            path = root / model / f"{condition}.json"
+            if path.is_file():
+                out.setdefault(model, {})[condition] = read_json(path)["scores"]
     return out
 
 
@@ -116,6 +119,10 @@ def write_eval_report(
                                caption=f"MLLM regimes on the held-out mini-suite ({enc} / {ds}, {llm})")
         written += write_table(_probe_frame(summary), out_dir / "stage1_probe",
                                caption="Stage-1-only probe: captioning from real images after Stage 1 alone")
+        lmms = _lmms_frame(Path(eval_root) / enc / ds / llm, regimes)
+        if not lmms.empty:  # paper tier: the public benchmarks through lmms-eval
+            summary["lmms_eval"] = _lmms_metrics(lmms)
+            written += write_table(lmms, out_dir / "lmms_eval", caption="lmms-eval benchmarks (with images and blind)")
         for key, table in paper_tables()["tables"].items():
             written += write_table(_paper_frame(table, summary, regimes), out_dir / key, caption=table["title"])
     written += write_table(_paper_reference_frame(), Path(tables_dir) / "paper_reference",
@@ -220,6 +227,31 @@ def _match(spec: Mapping[str, Any], summary: Mapping[str, Any],
     if name is None or name not in summary["regimes"]:
         return None, {}
     return name, summary["regimes"][name]
+
+
+def _lmms_frame(root: Path, regimes: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per regime × condition × task × metric from the lmms-eval result files that exist."""
+    rows = []
+    for regime in regimes:
+        for variant, condition in (("lmms_eval", "image"), ("lmms_eval_blind", "blind")):
+            path = root / regime / f"{variant}.json"
+            if not path.is_file():
+                continue
+            record = read_json(path)
+            for task, values in record.get("results", {}).items():
+                for metric, value in values.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool) and "stderr" not in metric:
+                        rows.append({"regime": regime, "condition": condition, "task": task,
+                                     "metric": metric.split(",")[0], "value": float(value),
+                                     "harness": record.get("harness", {}).get("lmms_eval")})
+    return pd.DataFrame(rows)
+
+
+def _lmms_metrics(frame: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for row in frame.itertuples(index=False):
+        out.setdefault(row.regime, {}).setdefault(row.condition, {}).setdefault(row.task, {})[row.metric] = row.value
+    return out
 
 
 def _paper_reference_frame() -> pd.DataFrame:
