@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from conftest import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 
@@ -25,46 +28,78 @@ def test_snakemake_lint_is_clean(project_root):
     assert "Congratulations" in result.stdout + result.stderr
 
 
-def _snakemake_outputs(project_root: Path) -> list[str]:
-    result = _snakemake(project_root, "--summary", "--forceall")
+@pytest.fixture(scope="module")
+def snakemake_outputs() -> list[str]:
+    """Every file (or directory) a rule of the default DAG writes, from `snakemake --summary --forceall`."""
+    result = _snakemake(PROJECT_ROOT, "--summary", "--forceall")
     assert result.returncode == 0, result.stderr
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     return [row[0] for row in rows[1:] if len(row) > 2]
 
 
-def _dvc_outputs(project_root: Path) -> list[str]:
-    stages = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]
+def _dvc_yaml() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
+
+
+def _dvc_outputs() -> list[str]:
+    """Paths the stages track: outs, metrics and stage-level plots (all of them DVC outputs)."""
     paths = []
-    for stage in stages.values():
+    for stage in _dvc_yaml()["stages"].values():
         for section in ("outs", "metrics", "plots"):
             for entry in stage.get(section, []):
                 paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
     return paths
 
 
+def _dvc_plot_files() -> list[str]:
+    """Data files of the top-level `plots:` definitions (an id, or the files of its `y:` mapping)."""
+    files = []
+    for entry in _dvc_yaml().get("plots", []):
+        plot_id, props = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        y = (props or {}).get("y")
+        files += list(y) if isinstance(y, dict) else [plot_id]
+    return files
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def test_dvc_outputs_are_produced_by_snakemake_and_do_not_overlap(project_root):
-    produced = _snakemake_outputs(project_root)
-    assert produced, "the default DAG has no outputs"
-    dvc_outs = _dvc_outputs(project_root)
+def test_dvc_outputs_are_produced_by_snakemake_and_do_not_overlap(snakemake_outputs):
+    assert snakemake_outputs, "the default DAG has no outputs"
+    dvc_outs = _dvc_outputs()
     for out in dvc_outs:
-        assert any(_under(p, out) for p in produced), f"DVC tracks {out}, which no Snakemake rule produces"
+        assert any(_under(p, out) for p in snakemake_outputs), f"DVC tracks {out}, which no Snakemake rule produces"
     for i, a in enumerate(dvc_outs):
         for b in dvc_outs[i + 1 :]:
             assert not (_under(a, b) or _under(b, a)), f"DVC outputs overlap: {a} and {b}"
 
 
-def test_every_snakemake_output_is_versioned_by_dvc(project_root):
-    dvc_outs = _dvc_outputs(project_root)
-    unversioned = [p for p in _snakemake_outputs(project_root) if not any(_under(p, o) for o in dvc_outs)]
+def test_every_snakemake_output_is_versioned_by_dvc(snakemake_outputs):
+    dvc_outs = _dvc_outputs()
+    unversioned = [p for p in snakemake_outputs if not any(_under(p, o) for o in dvc_outs)]
     assert not unversioned, f"Snakemake outputs that DVC does not version: {unversioned[:5]}"
 
 
-def test_dvc_params_file_is_the_workflow_config(project_root):
-    stage = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]["pipeline"]
+def test_dvc_plots_are_snakemake_outputs_inside_versioned_outputs(snakemake_outputs):
+    plot_files = _dvc_plot_files()
+    assert any(f.endswith(".png") for f in plot_files) and any(f.endswith((".csv", ".json")) for f in plot_files)
+    dvc_outs = _dvc_outputs()
+    for path in plot_files:
+        # A file a rule declares (or one inside a declared directory), never a side file a rule happens to write.
+        assert any(_under(path, p) for p in snakemake_outputs), f"DVC plots {path}, which no Snakemake rule declares"
+        assert any(_under(path, o) for o in dvc_outs), f"DVC plots {path}, which no DVC output versions"
+
+
+def test_every_figure_is_a_dvc_plot(snakemake_outputs):
+    # PNG is the rendered form DVC shows; each figure also has a PDF twin that DVC cannot render.
+    figures = {p for p in snakemake_outputs if p.startswith("results/figures/") and p.endswith(".png")}
+    missing = sorted(figures - set(_dvc_plot_files()))
+    assert not missing, f"figures missing from the `plots:` section of dvc.yaml: {missing}"
+
+
+def test_dvc_params_file_is_the_workflow_config():
+    stage = _dvc_yaml()["stages"]["pipeline"]
     assert any("config/config.yaml" in (next(iter(p)) if isinstance(p, dict) else p) for p in stage["params"])
     assert "snakemake" in stage["cmd"]
 
