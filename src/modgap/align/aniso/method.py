@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from modgap.align.aniso.geometry import PhaseStats, Potential, from_polar, kappa_bound, phase_stats_np, to_polar
-from modgap.align.aniso.infer import FastPath
+from modgap.align.aniso.infer import FastPath, unit_f32_blocks
 from modgap.align.aniso.nets import Refiner
 from modgap.align.aniso.stage1 import train_score_net
 from modgap.align.aniso.stage2 import (
@@ -271,6 +271,15 @@ class AnisoAlign(CentroidCalibrated):
         shift = state["mu_x"] - state["mu_hat"] if self._calibrate() else None
         with torch_threads(self.params["torch_threads"]):
             return self._fast()(y, shift).numpy()
+
+    def _iter_transform(self, src, state, stream):
+        """Raw float32 row blocks straight into the fast path (no float64 unit-row copy of each chunk)."""
+        shift = torch.as_tensor(state["mu_x"] - state["mu_hat"], dtype=torch.float32) if self._calibrate() else None
+        fast = self._fast()
+        for start, x, inv_norm in unit_f32_blocks(src, self.chunk_rows):
+            with torch_threads(self.params["torch_threads"]):
+                z = fast.block(x, inv_norm, shift)
+            yield start, z.numpy()
 
     def _after_load(self):
         st, p = self.state_, self.params

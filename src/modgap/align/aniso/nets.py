@@ -54,6 +54,9 @@ class Refiner(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, theta0: torch.Tensor, log_rho0: torch.Tensor, v0: torch.Tensor):
-        out = self.net(torch.cat([torch.sin(theta0), torch.cos(theta0), log_rho0, v0], dim=-1))
+        return self.split(self.net(torch.cat([torch.sin(theta0), torch.cos(theta0), log_rho0, v0], dim=-1)))
+
+    def split(self, out: torch.Tensor):
+        """(d_theta, d_rho, d_v or None) from the last layer's output (inference runs the layers itself)."""
         m = self.m
         return out[:, :m], out[:, m : 2 * m], (out[:, 2 * m :] if self.with_v else None)

@@ -76,7 +76,10 @@ class Bounded:
     def __call__(self, theta0: torch.Tensor, rho0: torch.Tensor, v0: torch.Tensor):
         if self.refiner is None:
             return theta0, rho0, v0, None
-        dth, drho, dv = self.refiner(theta0, torch.log(rho0), v0)
+        return self.update(theta0, rho0, v0, *self.refiner(theta0, torch.log(rho0), v0))
+
+    def update(self, theta0, rho0, v0, dth: torch.Tensor, drho: torch.Tensor, dv: torch.Tensor | None):
+        """The bounded step from the raw refiner outputs (shared with the fused inference path)."""
         theta = wrap(theta0 + self.a_th * torch.tanh(dth))
         rho = rho0 * torch.exp(self.a_rho * torch.tanh(drho))
         leak = None
