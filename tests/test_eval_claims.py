@@ -97,3 +97,21 @@ def test_markdown_lists_every_claim():
     rows = evaluate_claims({}, "embedded")
     text = render_markdown({"tier": "embedded", "runs": {"e/d": rows}, "counts": {"e/d": {UNMEASURABLE: len(rows)}}})
     assert text.count("\n| ") == len(rows) + 1  # header + one line per claim
+
+
+def test_orderings_inside_the_sampling_noise_are_not_resolved():
+    claim = {"scope": "structural", "test": {"op": ">", "threshold": 0.0}}
+    assert judge(claim, 0.02, "embedded", noise=0.05)[0] == UNMEASURABLE
+    assert "sampling noise" in judge(claim, 0.02, "embedded", noise=0.05)[1]
+    assert judge(claim, 0.06, "embedded", noise=0.05)[0] == HOLDS
+    assert judge(claim, -0.06, "embedded", noise=0.05)[0] == FAILS
+
+
+def test_every_benchmark_ordering_claim_declares_its_noise():
+    for claim in load_claims():
+        keys = str(claim["measure"])
+        if "eval." in keys:
+            assert claim.get("noise"), claim["id"]
+            row = {"stage1": "realign", "stage2": "image", "avg": 0.6, "avg_ci_halfwidth": 0.1}
+            ns = measurements("e", "d", evaluation={"e": {"d": {"regimes": {"r": row}}}})
+            assert ns["eval.realign>image.avg_ci_halfwidth"] == 0.1

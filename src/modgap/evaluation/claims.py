@@ -41,6 +41,8 @@ def check_claim(claim: Mapping[str, Any]) -> None:
     for key in ("id", "source", "statement", "scope", "measure", "test"):
         if key not in claim:
             raise ConfigError(f"{where}: missing key {key!r}")
+    if not isinstance(claim.get("noise", []), list):
+        raise ConfigError(f"{where}.noise: must be a list of CI half-width keys")
     if claim["scope"] not in ("structural", "value"):
         raise ConfigError(f"{where}.scope: must be 'structural' or 'value'")
     test = claim["test"]
@@ -128,13 +130,16 @@ def _min_diff(pattern_a: str, pattern_b: str, ns: Mapping[str, float]) -> float 
 # verdicts
 
 
-def judge(claim: Mapping[str, Any], value: float | None, tier: str) -> tuple[str, str]:
-    """(verdict, reason) of one claim given our measured value."""
+def judge(claim: Mapping[str, Any], value: float | None, tier: str, noise: float | None = None) -> tuple[str, str]:
+    """(verdict, reason) of one claim given our measured value. ``noise``: the 95 % sampling noise of
+    the measurement (benchmark claims); an ordering inside it is not resolved by this tier's suite."""
     if value is None:
         return UNMEASURABLE, "no measurement at this tier (the compared method, regime or statistic was not run)"
     if claim["scope"] == "value" and tier != "paper":
         return UNMEASURABLE, "an absolute value of the paper's encoder; this tier measures a different encoder"
     test = claim["test"]
+    if noise is not None and test["op"] != "within" and abs(value - test["threshold"]) < noise:
+        return UNMEASURABLE, f"the difference {value:+.3g} is inside the suite's 95 % sampling noise (±{noise:.3g})"
     if test["op"] == ">":
         ok = value > test["threshold"]
     elif test["op"] == "<":
@@ -144,6 +149,13 @@ def judge(claim: Mapping[str, Any], value: float | None, tier: str) -> tuple[str
         tolerance = test.get("tolerance", test.get("rel_tolerance", 0.0) * abs(paper))
         ok = abs(value - paper) <= tolerance
     return (HOLDS if ok else FAILS), ""
+
+
+def _noise(keys: Sequence[str] | None, ns: Mapping[str, float]) -> float | None:
+    """Root-sum-square of the listed CI half-widths (independent errors; conservative for paired items)."""
+    if not keys or any(k not in ns for k in keys):
+        return None
+    return math.sqrt(sum(ns[k] ** 2 for k in keys))
 
 
 def describe_test(claim: Mapping[str, Any]) -> str:
@@ -160,11 +172,12 @@ def evaluate_claims(ns: Mapping[str, float], tier: str,
     out = []
     for claim in claims if claims is not None else load_claims():
         value = measure(claim["measure"], ns)
-        verdict, reason = judge(claim, value, tier)
+        noise = _noise(claim.get("noise"), ns)
+        verdict, reason = judge(claim, value, tier, noise)
         out.append({
             "id": claim["id"], "source": claim["source"], "statement": claim["statement"], "scope": claim["scope"],
             "measured": value, "paper_value": claim.get("paper_value"), "test": describe_test(claim),
-            "verdict": verdict, "reason": reason, "tier": tier,
+            "verdict": verdict, "reason": reason, "tier": tier, "noise": noise,
             "evidence": {k: ns.get(k) for k in claim.get("evidence", [])},
         })
     return out

@@ -70,6 +70,43 @@ def regime_summary(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def avg_interval(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """95 % bootstrap interval of the benchmark average, resampling images (an image's POPE questions
+    and MC rotations move together), and its half-width: the noise a claim's difference must exceed."""
+    by_image: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r["task"] in ("pope", "choice"):
+            by_image.setdefault(r["image_id"], []).append(r)
+    images = sorted(by_image)
+    if not images:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        sample = [r for k in rng.integers(0, len(images), len(images)) for r in by_image[images[k]]]
+        draws.append(_average(sample))
+    low, high = (float(np.nanquantile(draws, q)) for q in (0.025, 0.975))
+    return {"avg_ci_low": low, "avg_ci_high": high, "avg_ci_halfwidth": (high - low) / 2}
+
+
+def _average(records: Sequence[Mapping[str, Any]]) -> float:
+    """Mean of POPE accuracy (averaged over strategies, positives shared) and circular MC accuracy."""
+    pope = [r for r in records if r["task"] == "pope"]
+    positives = [r["correct"] for r in pope if r["variant"] == "positive"]
+    strategies = sorted({r["variant"] for r in pope} - {"positive"})
+    parts = []
+    if strategies:
+        parts.append(np.mean([np.mean(positives + [r["correct"] for r in pope if r["variant"] == s])
+                              for s in strategies]))
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        if r["task"] == "choice":
+            groups.setdefault(r["group"], []).append(bool(r["correct"]))
+    if groups:
+        parts.append(np.mean([all(v) for v in groups.values()]))
+    return float(np.mean(parts)) if parts else float("nan")
+
+
 def paired_tests(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str,
                  reference: str) -> dict[str, Any]:
     """Exact McNemar tests of ``model`` against ``reference`` on the same yes/no and MC items."""
@@ -144,6 +181,11 @@ def _run_summary(scores: Mapping[str, Any], regimes: Mapping[str, Mapping[str, A
             continue
         row = {"stage1": spec.get("stage1"), "stage2": spec.get("stage2"), **regime_summary(scores[name])}
         row["geometry"] = {k: geometry.get(str(spec.get("stage1")), {}).get(k) for k in GEOMETRY}
+        row.update(_interval_of(eval_root, enc, ds, llm, name, "image"))
+        for condition in scores[name]:
+            if condition != "image":
+                ci = _interval_of(eval_root, enc, ds, llm, name, condition)
+                row.update({f"{condition}_{k}": v for k, v in ci.items()})
         reference = find_regime(regimes, "identity", spec.get("stage2", "image"))
         if reference and reference != name and reference in scores and "image" in scores[name]:
             row["mcnemar"] = paired_tests(eval_root, enc, ds, llm, name, reference)
@@ -154,8 +196,15 @@ def _run_summary(scores: Mapping[str, Any], regimes: Mapping[str, Mapping[str, A
             summary["probes"][source] = {**probe["caption"],
                                          "geometry": {k: geometry.get(source, {}).get(k) for k in GEOMETRY}}
     if "base-llm" in scores:
-        summary["base_llm"] = regime_summary({"image": scores["base-llm"]["blind"]})
+        summary["base_llm"] = {**regime_summary({"image": scores["base-llm"]["blind"]}),
+                               **_interval_of(eval_root, enc, ds, llm, "base-llm", "blind")}
     return summary
+
+
+def _interval_of(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str,
+                 condition: str) -> dict[str, float]:
+    path = Path(eval_root) / enc / ds / llm / model / f"{condition}.jsonl"
+    return avg_interval(read_jsonl(path)) if path.is_file() else {}
 
 
 def _align_geometry(path: Path) -> dict[str, dict[str, float]]:
@@ -173,6 +222,7 @@ def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str,
             "POPE rand": row["pope_random_accuracy"], "POPE pop": row["pope_popular_accuracy"],
             "POPE adv": row["pope_adversarial_accuracy"], "POPE F1": row["pope_f1"],
             "MC acc": row["choice_accuracy"], "MC circular": row["choice_circular_accuracy"], "Avg": row["avg"],
+            "Avg 95% CI": _interval([row.get("avg_ci_low"), row.get("avg_ci_high")]) if "avg_ci_low" in row else None,
             "blind Avg": row.get("blind_avg"), "B2 gap": row.get("blind_gap"),
             "p vs No Align (POPE)": _get(row, "mcnemar", "pope", "p_value"),
             "Δµ held-out (stage-1 input)": row["geometry"].get("delta_mu"),
