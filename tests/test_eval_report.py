@@ -59,6 +59,9 @@ def test_report_writes_regimes_probe_and_paper_tables(eval_root):
     assert identity["pope_accuracy"] == 0.5 and identity["blind_gap"] == 0.0
     realign = metrics["regimes"]["revision-realign"]
     assert realign["mcnemar"]["reference"] == "revision-identity"
+    # per POPE strategy: its balanced set (8 positives + 8 negatives), and one circular outcome per image
+    assert realign["mcnemar"]["pope_random"]["a_only"] + realign["mcnemar"]["pope_random"]["b_only"] == 16
+    assert set(realign["mcnemar"]) == {"reference", "pope_random", "pope_popular", "pope_adversarial", "choice"}
     assert realign["geometry"]["delta_mu"] == 0.05
     assert metrics["probes"]["realign"]["geometry"]["M_X"] == 0.3
     assert metrics["base_llm"]["pope_accuracy"] == 0.0  # "maybe" is unparseable: wrong, not chance

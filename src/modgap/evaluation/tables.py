@@ -109,15 +109,35 @@ def _average(records: Sequence[Mapping[str, Any]]) -> float:
 
 def paired_tests(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str,
                  reference: str) -> dict[str, Any]:
-    """Exact McNemar tests of ``model`` against ``reference`` on the same yes/no and MC items."""
+    """Exact McNemar tests of ``model`` against ``reference`` on the units each metric scores: per POPE
+    strategy its balanced set (the shared positives plus that strategy's negatives), and per image the
+    circular multiple-choice outcome. Pooling all POPE questions would weigh negatives 3:1 and test a
+    different quantity than the accuracy reported."""
     root = Path(eval_root) / enc / ds / llm
-    a = {r["uid"]: r for r in read_jsonl(root / model / "image.jsonl")}
-    b = {r["uid"]: r for r in read_jsonl(root / reference / "image.jsonl")}
+    a = _units(read_jsonl(root / model / "image.jsonl"))
+    b = _units(read_jsonl(root / reference / "image.jsonl"))
     out: dict[str, Any] = {"reference": reference}
-    for task in ("pope", "choice"):
-        uids = sorted(u for u in a if a[u]["task"] == task and u in b)
-        if uids:
-            out[task] = mcnemar([a[u]["correct"] for u in uids], [b[u]["correct"] for u in uids])
+    for unit in sorted(set(a) & set(b)):
+        keys = sorted(set(a[unit]) & set(b[unit]))
+        if keys:
+            out[unit] = mcnemar([a[unit][k] for k in keys], [b[unit][k] for k in keys])
+    return out
+
+
+def _units(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, bool]]:
+    """{unit: {item key: correct}}: ``pope_<strategy>`` (positives + that strategy's negatives) and
+    ``choice`` (one circular outcome per image)."""
+    pope = [r for r in records if r["task"] == "pope"]
+    out: dict[str, dict[str, bool]] = {}
+    for strategy in sorted({r["variant"] for r in pope} - {"positive"}):
+        out[f"pope_{strategy}"] = {r["uid"]: bool(r["correct"]) for r in pope
+                                   if r["variant"] in ("positive", strategy)}
+    groups: dict[str, bool] = {}
+    for r in records:
+        if r["task"] == "choice":
+            groups[r["group"]] = groups.get(r["group"], True) and bool(r["correct"])
+    if groups:
+        out["choice"] = groups
     return out
 
 
@@ -224,7 +244,8 @@ def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str,
             "MC acc": row["choice_accuracy"], "MC circular": row["choice_circular_accuracy"], "Avg": row["avg"],
             "Avg 95% CI": _interval([row.get("avg_ci_low"), row.get("avg_ci_high")]) if "avg_ci_low" in row else None,
             "blind Avg": row.get("blind_avg"), "B2 gap": row.get("blind_gap"),
-            "p vs No Align (POPE)": _get(row, "mcnemar", "pope", "p_value"),
+            "p vs No Align (POPE rand)": _get(row, "mcnemar", "pope_random", "p_value"),
+            "p vs No Align (MC circ.)": _get(row, "mcnemar", "choice", "p_value"),
             "Δµ held-out (stage-1 input)": row["geometry"].get("delta_mu"),
         })
     base = summary.get("base_llm")
