@@ -36,10 +36,12 @@ def _bars(ax: plt.Axes, summary: Mapping[str, Any], title: str) -> None:
     base = summary.get("base_llm")
     if base and base.get("avg") is not None:
         ax.axhline(base["avg"], color="black", linestyle=":", label="base LLM blind (B1)")
+    tallest = np.nanmax([*image, *blind, 0.0])
+    ax.set_ylim(0, 1.4 * tallest if tallest > 0 else 1.0)  # headroom so the legend covers no bar
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("Avg of POPE and circular MC accuracy")
     ax.set_title(f"(a) benchmark average — {title}")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
 
 
 def _geometry(ax: plt.Axes, summary: Mapping[str, Any]) -> None:
