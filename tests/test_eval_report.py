@@ -107,3 +107,27 @@ def test_lmms_eval_results_become_a_table(eval_root):
     assert set(zip(table["condition"], table["value"], strict=True)) == {("image", 0.71), ("blind", 0.5)}
     metrics = json.loads((eval_root / "eval.json").read_text())["enc"]["ds"]["lmms_eval"]
     assert metrics["revision-realign"]["image"]["pope"]["pope_accuracy"] == 0.71
+
+
+def test_avg_interval_matches_the_score_and_counts_redrawn_images_twice(monkeypatch):
+    from modgap.evaluation.tables import _average, _per_image, avg_interval
+
+    monkeypatch.setattr(generate_module, "generate", fake_generate)
+    items = build_suite(manifest(), params={"caption_items": 0, "pope_items": 8, "choice_items": 6},
+                        similarity=word_similarity)
+    choice = {i.question: i for i in items if i.task == "choice"}
+    knows = sorted({i.image_id for i in choice.values()})[::2]  # right on every rotation for half the images
+
+    def answer(question, embedding):
+        item = choice.get(question)
+        return "yes" if item is None else item.answer if item.image_id in knows else "Z"
+
+    records = run_items(FakeMLLM(answer), items, None)
+    images = _per_image(records)
+    assert _average(list(images.values())) == pytest.approx(score_records(records)["avg"])
+    # an image drawn twice weighs twice: duplicate one circular-MC image that is right
+    right = next(img for img in images.values() if img["choice"])
+    wrong = [img for img in images.values() if img["choice"] is False]
+    assert _average([right, right, *wrong]) > _average([right, *wrong])
+    ci = avg_interval(records, resamples=300)
+    assert ci["avg_ci_low"] <= score_records(records)["avg"] <= ci["avg_ci_high"]

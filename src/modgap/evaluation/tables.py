@@ -72,38 +72,44 @@ def regime_summary(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def avg_interval(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
     """95 % bootstrap interval of the benchmark average, resampling images (an image's POPE questions
-    and MC rotations move together), and its half-width: the noise a claim's difference must exceed."""
-    by_image: dict[str, list[Mapping[str, Any]]] = {}
-    for r in records:
-        if r["task"] in ("pope", "choice"):
-            by_image.setdefault(r["image_id"], []).append(r)
-    images = sorted(by_image)
-    if not images:
+    and MC rotations move together, and an image drawn twice counts twice), and its half-width: the
+    noise a claim's difference must exceed."""
+    per_image = _per_image(records)
+    if not per_image:
         return {}
+    images = list(per_image.values())
     rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        sample = [r for k in rng.integers(0, len(images), len(images)) for r in by_image[images[k]]]
-        draws.append(_average(sample))
+    draws = [_average([images[k] for k in rng.integers(0, len(images), len(images))]) for _ in range(resamples)]
     low, high = (float(np.nanquantile(draws, q)) for q in (0.025, 0.975))
     return {"avg_ci_low": low, "avg_ci_high": high, "avg_ci_halfwidth": (high - low) / 2}
 
 
-def _average(records: Sequence[Mapping[str, Any]]) -> float:
-    """Mean of POPE accuracy (averaged over strategies, positives shared) and circular MC accuracy."""
-    pope = [r for r in records if r["task"] == "pope"]
-    positives = [r["correct"] for r in pope if r["variant"] == "positive"]
-    strategies = sorted({r["variant"] for r in pope} - {"positive"})
+def _per_image(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per image: for each POPE strategy the correctness of its balanced set (the image's positive and
+    that strategy's negative), and whether every MC rotation was right (circular)."""
+    units = _units(records)
+    out: dict[str, dict[str, Any]] = {}
+    by_uid = {r["uid"]: r for r in records}
+    for unit, outcomes in units.items():
+        for key, correct in outcomes.items():
+            image = by_uid[key]["image_id"] if unit.startswith("pope_") else key
+            entry = out.setdefault(image, {"pope": {}, "choice": None})
+            if unit == "choice":
+                entry["choice"] = correct
+            else:
+                entry["pope"].setdefault(unit, []).append(correct)
+    return out
+
+
+def _average(images: Sequence[Mapping[str, Any]]) -> float:
+    """Mean of POPE accuracy (averaged over strategies) and circular MC accuracy over these images."""
+    strategies = sorted({s for img in images for s in img["pope"]})
     parts = []
     if strategies:
-        parts.append(np.mean([np.mean(positives + [r["correct"] for r in pope if r["variant"] == s])
-                              for s in strategies]))
-    groups: dict[str, list[bool]] = {}
-    for r in records:
-        if r["task"] == "choice":
-            groups.setdefault(r["group"], []).append(bool(r["correct"]))
-    if groups:
-        parts.append(np.mean([all(v) for v in groups.values()]))
+        parts.append(np.mean([np.mean([c for img in images for c in img["pope"].get(s, [])]) for s in strategies]))
+    circular = [img["choice"] for img in images if img["choice"] is not None]
+    if circular:
+        parts.append(np.mean(circular))
     return float(np.mean(parts)) if parts else float("nan")
 
 
