@@ -131,3 +131,12 @@ def test_avg_interval_matches_the_score_and_counts_redrawn_images_twice(monkeypa
     assert _average([right, right, *wrong]) > _average([right, *wrong])
     ci = avg_interval(records, resamples=300)
     assert ci["avg_ci_low"] <= score_records(records)["avg"] <= ci["avg_ci_high"]
+
+
+def test_lmms_results_keep_numpy_scalars_numeric():
+    import numpy as np
+
+    from modgap.evaluation.lmms_run import _plain
+
+    plain = _plain({"pope": {"acc,none": np.float32(0.5), "n": np.int64(3), "when": object}})
+    assert plain["pope"]["acc,none"] == 0.5 and plain["pope"]["n"] == 3 and isinstance(plain["pope"]["when"], str)

@@ -9,7 +9,7 @@ both atomically, so a crashed run leaves nothing that looks complete.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from modgap.errors import ConfigError
@@ -48,6 +48,10 @@ def run_lmms_eval(
 
 
 def _plain(obj: Any) -> Any:
-    """JSON-safe copy (lmms-eval results hold numpy scalars and the odd object)."""
-    return json.loads(json.dumps(obj, default=str)) if not isinstance(obj, Mapping) else {
-        str(k): _plain(v) for k, v in obj.items()}
+    """JSON-safe copy: numpy scalars become numbers (so the report can tabulate them), other odd
+    objects in lmms-eval's config become their text."""
+    return json.loads(json.dumps(obj, default=_to_json))
+
+
+def _to_json(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and callable(value.item) else str(value)
