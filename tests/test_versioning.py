@@ -201,7 +201,7 @@ def build_tiny_project(root: Path) -> list[Job]:
     """
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     root.mkdir(parents=True)
-    for name in ("Snakefile", "dvc.yaml", "README.md", ".gitignore", ".dvcignore"):
+    for name in ("dvc.yaml", "README.md", ".gitignore", ".dvcignore"):
         shutil.copy2(PROJECT_ROOT / name, root / name)
     shutil.copytree(PROJECT_ROOT / "workflow", root / "workflow", ignore=ignore)
     shutil.copytree(PROJECT_ROOT / "src" / "modgap", root / "src" / "modgap", ignore=ignore)
