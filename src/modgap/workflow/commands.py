@@ -16,6 +16,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     restore.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                          help="extra Snakemake arguments after --, e.g. -- --configfile config/paper/x.yaml")
     restore.set_defaults(func=_restore)
+    verify = workflow_sub.add_parser(
+        "verify",
+        help="compare this workspace's metrics and tables with a committed revision (exit 1 if any differs)",
+        description="Key by key, with per-family tolerances: geometry 1e-9 relative; numbers downstream of "
+        "MLLM training by the bootstrap interval recorded beside them. Prints identical / within tolerance / "
+        "differs (key, old, new) per file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    verify.add_argument("--rev", default="HEAD", help="git revision to compare with")
+    verify.add_argument("--root", default=".", help="repository root (the workspace)")
+    verify.set_defaults(func=_verify)
 
     config = subparsers.add_parser("config", help="validate a configuration file")
     config.add_argument("path", nargs="?", default="config/config.yaml")
@@ -30,6 +41,17 @@ def _restore(args: argparse.Namespace) -> int:
     restore(pull=args.pull, remote=args.remote, snakemake_args=extra)
     print("restored; snakemake -n has nothing to do")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modgap.workflow.verify import summarise, verify
+
+    results = verify(Path(args.root), args.rev)
+    for line in summarise(results):
+        print(line)
+    return 1 if any(r.failed for r in results) else 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
