@@ -24,6 +24,23 @@ LOCK_RECORD = "modgap-lock.json"
 TRACKED_DISTRIBUTIONS = ("torch", "numpy", "scipy", "open_clip_torch", "transformers", "scikit-learn", "lmms-eval")
 
 
+# Keys whose values measure the machine (time, memory), not the data: they differ between identical runs,
+# so metrics files leave them out (benchmarks/ and the raw study files under results/align keep them).
+MACHINE_MEASUREMENTS = frozenset(
+    {"fit_seconds", "fit_s", "fit_transform_s", "transform_s", "max_rss_mb", "peak_traced_mb", "wall_seconds",
+     "eval_seconds", "train_seconds", "total_seconds", "seconds", "cpu_seconds"}
+)  # fmt: skip
+
+
+def without_machine_measurements(obj: Any) -> Any:
+    """`obj` with every MACHINE_MEASUREMENTS key removed, at any depth (a copy)."""
+    if isinstance(obj, dict):
+        return {k: without_machine_measurements(v) for k, v in obj.items() if k not in MACHINE_MEASUREMENTS}
+    if isinstance(obj, list):
+        return [without_machine_measurements(v) for v in obj]
+    return obj
+
+
 def lock_record_path(prefix: str | Path | None = None) -> Path:
     return Path(prefix or sys.prefix) / LOCK_RECORD
 

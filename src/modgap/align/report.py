@@ -18,6 +18,7 @@ import numpy as np
 
 from modgap.align.registry import params_table
 from modgap.io import read_json, write_json_atomic, write_text_atomic
+from modgap.provenance import environment, without_machine_measurements
 from modgap.report.figures import save_figure
 
 # (metric key, label, {method: paper value}, source). Paper values are never used as defaults.
@@ -65,7 +66,6 @@ def flatten(diag: dict[str, Any]) -> dict[str, float | None]:
         "js": get("cosine_js", "js_nats"),
         "mixing_rate": get("mixing", "mixing_rate"),
         "A_r": get("residual", "uncentred", "A_r"),
-        "fit_seconds": diag.get("fit_seconds"),
     }
 
 
@@ -269,8 +269,10 @@ def build_report(inputs: Path, tables: Path, figures_dir: Path, metrics: Path, s
         "note": NOTE,
         "methods": {m: flatten(d) for m, d in runs.items()},
         "paper": {k: {"values": p, "source": s} for k, _, p, s in PAPER},
-        "studies": {k: v for k, v in studies.items()},
+        # Timings and memory of the studies stay in their _studies/*.json: metrics must be reproducible.
+        "studies": without_machine_measurements(studies),
         "figures": made,
+        "environment": environment(),  # lock hash and library versions (modgap.provenance)
     }
     write_json_atomic(metrics, payload)
     return payload

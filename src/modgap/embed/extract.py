@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from modgap.embed.encoder import ImageItem, ImageReadError, OpenClipEncoder, load_encoder, progress_interval
 from modgap.errors import ModgapError
 from modgap.io import atomic_path, read_json, save_npy_atomic, sha256_file, write_json_atomic, write_text_atomic
+from modgap.provenance import environment
 from modgap.validate import check_embeddings
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,7 @@ def extract_split(
         "batch_size": batch_size,
         "shard_rows": shard_rows,
         "versions": _versions(),
+        "environment": environment(),
     }
     write_json_atomic(out / META, meta)  # completion marker: last
     shutil.rmtree(out / SHARD_DIR, ignore_errors=True)

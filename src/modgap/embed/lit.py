@@ -40,6 +40,7 @@ from torch import nn
 from modgap.embed import models
 from modgap.errors import ConfigError, ModgapError
 from modgap.io import atomic_path, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from modgap.provenance import environment
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ def _cache_key(rows: pd.DataFrame, p: Mapping[str, Any]) -> str:
         "image_size": p["image_size"],
         "weights": models.efficientnet_lite0_weights_path().name,
         "versions": _versions(),
+        "environment": environment(),
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
@@ -383,6 +385,7 @@ def train_lit(
         },
         "torch_threads": torch.get_num_threads(),
         "versions": _versions(),
+        "environment": environment(),
     }
     write_json_atomic(out_dir / "train.json", record)
     log.info(

@@ -21,6 +21,7 @@ from modgap.evaluation.answers import mcnemar
 from modgap.evaluation.io import read_jsonl
 from modgap.evaluation.runner import CONDITIONS
 from modgap.io import read_json, write_json_atomic
+from modgap.provenance import environment
 from modgap.report.tables import write_table
 
 GEOMETRY = ("delta_mu", "delta_mu_in_sample", "M_Z", "M_X", "Phi", "Psi", "Omega_20", "A_r")
@@ -191,7 +192,7 @@ def write_eval_report(
     written += write_table(_paper_reference_frame(), Path(tables_dir) / "paper_reference",
                            caption="The papers' MLLM tables as printed (11 public benchmarks; reference only)")
     metrics["tables"] = sorted(written)
-    write_json_atomic(metrics_out, metrics)
+    write_json_atomic(metrics_out, {**metrics, "environment": environment()})  # modgap.provenance
     from modgap.evaluation.figures import eval_summary_figure
 
     eval_summary_figure(metrics, runs, regimes, figure_prefix)

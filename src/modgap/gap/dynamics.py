@@ -38,6 +38,7 @@ from modgap.gap.marginal import Marginal, MarginalStats
 from modgap.gap.paired import aniso_summary, coverage, frame_summary, paired_moments
 from modgap.gap.phantom import phantom_summary
 from modgap.io import atomic_path, write_json_atomic, write_text_atomic
+from modgap.provenance import environment
 from modgap.stats.spectral import eigh_desc, kappa_eff, sin_theta, top_eigvecs
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,7 @@ def run_dynamics(
         "wall_seconds": time.perf_counter() - t_start,
         "final": final,
         "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
+        "environment": environment(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "log.csv", table.to_csv(index=False, float_format="%.10g"))

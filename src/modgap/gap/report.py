@@ -13,6 +13,7 @@ import pandas as pd
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap import figures
 from modgap.io import read_json, write_json_atomic
+from modgap.provenance import environment
 from modgap.report.tables import write_table
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def write_report(
         metrics.setdefault(enc, {})[ds] = scalars
     for dyn_dir in dynamics_dirs:
         written += _dynamics_outputs(Path(dyn_dir), figures_dir, metrics)
+    metrics["environment"] = environment()  # lock hash and library versions (modgap.provenance)
     write_json_atomic(metrics_path, metrics)
     written.append(metrics_path)
     return written

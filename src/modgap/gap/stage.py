@@ -25,6 +25,7 @@ from modgap.gap.paired import REPORT_K, aniso_summary, frame_summary, paired_mom
 from modgap.gap.phantom import phantom_summary
 from modgap.gap.transforms import ALPHA_GRID, diagnostic_transforms
 from modgap.io import atomic_path, sha256_file, write_json_atomic
+from modgap.provenance import environment
 from modgap.stats.moments import DEFAULT_CHUNK_ROWS, open_embeddings
 from modgap.stats.spectral import top_eigvecs
 
@@ -171,6 +172,7 @@ def run_stats(
         "dataset": dataset or out_dir.name,
         "params": params,
         "inputs_sha256": inputs,
+        "environment": environment(),
         "versions": {
             "modgap": __version__,
             "numpy": np.__version__,

@@ -45,6 +45,7 @@ from modgap.mllm.data import (
 )
 from modgap.mllm.instructions import build_instructions
 from modgap.mllm.model import Projector, VisualLM, trainable_state_dict
+from modgap.provenance import environment
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +362,7 @@ def train_stage(
             "inputs": {"manifest": str(manifest), "visual_file": str(table.path),
                        "visual_sha256": sha256_file(table.path)},
             "versions": _versions(),
+            "environment": environment(),
         }
         write_json_atomic(out / DONE, summary)  # completion marker, written after every output
         shutil.rmtree(ckpt_root, ignore_errors=True)  # finished: checkpoints are no longer needed

@@ -16,6 +16,7 @@ from sklearn.decomposition import PCA
 from modgap.embed.retrieval import retrieval_metrics
 from modgap.errors import InvalidEmbeddingsError
 from modgap.io import read_json, write_json_atomic
+from modgap.provenance import environment
 from modgap.report.figures import plt, save_figure
 from modgap.report.tables import write_table
 from modgap.validate import check_embeddings
@@ -83,7 +84,8 @@ def write_encoder_report(
     figure_prefix: str | os.PathLike[str],
 ) -> list[dict]:
     rows = encoder_metrics(runs, embeddings_root)
-    write_json_atomic(metrics_out, {f"{r['encoder']}/{r['dataset']}": r for r in rows})
+    metrics = {f"{r['encoder']}/{r['dataset']}": r for r in rows}
+    write_json_atomic(metrics_out, {**metrics, "environment": environment()})  # modgap.provenance
     table = pd.DataFrame(rows)
     table = table[["encoder", "dataset", "dim", "n", "i2t_R@1", "i2t_R@5", "t2i_R@1", "t2i_R@5",
                    "chance_R@1", "centroid_gap"]]
