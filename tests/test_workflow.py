@@ -28,6 +28,22 @@ def test_snakemake_lint_is_clean(project_root):
     assert "Congratulations" in result.stdout + result.stderr
 
 
+def test_plain_snakemake_finds_the_snakefile_and_the_default_profile(project_root):
+    # README's command has no flags: Snakemake's own discovery must find workflow/Snakefile and the
+    # workflow profile beside it (which sets the cores; without it Snakemake stops: "cores have to be specified").
+    result = _snakemake(project_root, "-n")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Using workflow specific profile workflow/profiles/default" in out
+    assert not (project_root / "Snakefile").exists(), "a top-level Snakefile would shadow workflow/Snakefile"
+
+
+def test_dvc_stage_runs_plain_snakemake():
+    stage = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]["pipeline"]
+    assert stage["cmd"] == "snakemake"  # the README command, so `dvc repro` = `snakemake`
+    assert "workflow/Snakefile" in stage["deps"]
+
+
 @pytest.fixture(scope="module")
 def snakemake_outputs() -> list[str]:
     """Every file (or directory) a rule of the default DAG writes, from `snakemake --summary --forceall`."""

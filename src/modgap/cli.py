@@ -17,6 +17,8 @@ from modgap.errors import ModgapError
 
 # Stage packages whose ``commands`` module registers subcommands; a package without one is skipped.
 STAGE_PACKAGES = ("data", "embed", "gap", "align", "mllm", "evaluation", "report", "workflow")
+# Commands that run torch: they ask torch for deterministic algorithms (modgap.determinism).
+TORCH_COMMANDS = {"embed", "gap", "align", "mllm", "eval"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in TORCH_COMMANDS:
+        from modgap import determinism
+
+        determinism.enable()
     try:
         return int(args.func(args) or 0)
     except ModgapError as exc:
