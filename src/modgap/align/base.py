@@ -21,9 +21,11 @@ from safetensors.numpy import load_file, save_file
 from threadpoolctl import threadpool_limits
 
 from modgap import __version__
+from modgap.align.paramrules import ALIGN_RULES
 from modgap.align.source import DEFAULT_CHUNK_ROWS, EmbeddingSource, SourceLike
 from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError
 from modgap.io import atomic_path, read_json, write_json_atomic
+from modgap.paramcheck import check_params
 
 STATE_ARRAYS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -62,6 +64,9 @@ class AlignMethod:
             )
         self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
         self.params.update(params)
+        # Types and ranges first (registry-level schema), so _check_params may rely on them.
+        defaults = {k: p.default for k, p in self.PARAMS.items()}
+        check_params(self.params, defaults, ALIGN_RULES, f"align method {self.method!r}")
         self._check_params()
         self.state_: dict[str, np.ndarray] | None = None
         self.meta_: dict[str, Any] = {}

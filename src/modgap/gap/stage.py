@@ -25,6 +25,7 @@ from modgap.gap.paired import REPORT_K, aniso_summary, frame_summary, paired_mom
 from modgap.gap.phantom import phantom_summary
 from modgap.gap.transforms import ALPHA_GRID, diagnostic_transforms
 from modgap.io import atomic_path, sha256_file, write_json_atomic
+from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, SEED, Int, Rule, check_params
 from modgap.stats.moments import DEFAULT_CHUNK_ROWS, open_embeddings
 from modgap.stats.spectral import top_eigvecs
 
@@ -50,8 +51,27 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+# Types and ranges of DEFAULT_PARAMS (keys not listed take their default's type).
+PARAM_RULES: dict[str, Rule] = {
+    "frame_energy": FRACTION,
+    "frame_rank": Int(1, nullable=True),
+    "aa_frame_ridge": NON_NEGATIVE,
+    "eta_ranks": Rule("int_list", lo=1),
+    "report_k": Rule("int_list", lo=1),
+    "alphas": Rule("number_list", lo=0, hi=1),
+    **dict.fromkeys(
+        ("random_draws", "oracle_k", "knn_k", "mixing_shuffles", "transform_max_pairs", "phantom_mc",
+         "phantom_max_rows", "chunk_rows"),
+        COUNT,
+    ),
+    "seed": SEED,
+}
+
+
 def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    return merge_with_defaults(DEFAULT_PARAMS, overrides, "gap params")
+    params = merge_with_defaults(DEFAULT_PARAMS, overrides, "gap params")
+    check_params(params, DEFAULT_PARAMS, PARAM_RULES, "gap params")
+    return params
 
 
 def _split_files(split_dir: Path, paired: bool) -> tuple[Path, Path]:
