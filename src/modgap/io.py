@@ -7,18 +7,21 @@ leaves a truncated file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modgap.errors import NonFiniteError
+from modgap.errors import LockedError, NonFiniteError
 
 
 def _current_umask() -> int:
@@ -45,6 +48,64 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def folder_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` or fail at once with :class:`LockedError`.
+
+    flock is released by the kernel when a process dies (kill -9 included), so a lock file left
+    behind never blocks a rerun; the file is removed on a clean exit.
+    """
+    path = Path(lock_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666 & ~_UMASK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"{path}: another run is writing this output right now; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``target``; on success it replaces ``target`` whole.
+
+    All-or-nothing stage output: a failure (or kill -9) leaves ``target`` as it was, and the next run
+    removes the leftover ``.<name>.tmp-*`` / ``.<name>.old-*`` siblings under the folder's lock.
+    """
+    target = Path(target)
+    parent = target.parent
+    with folder_lock(parent / f".{target.name}.lock"):
+        for stale in [*parent.glob(f".{target.name}.tmp-*"), *parent.glob(f".{target.name}.old-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700; outputs get the usual permissions
+        try:
+            yield tmp
+            _swap_into_place(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    # Two renames (a directory cannot be replaced atomically by another): between them the target is
+    # absent, never half-written; the old copy is deleted only once the new one is in place.
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -13,6 +13,8 @@ rule align_method:
         state_json="results/align/{enc}/{ds}/{method}/state.json",
         substitutes=expand("results/align/{{enc}}/{{ds}}/{{method}}/substitutes/{split}.npy", split=ALIGN_SPLITS),
         diagnostics="results/align/{enc}/{ds}/{method}/diagnostics.json",
+        # wall-clock times only (they differ between identical runs); no metric or claim reads them
+        timing="results/align/{enc}/{ds}/{method}/timing.json",
     params:
         method_params=lambda wc: as_json(config["align"]["methods"][wc.method]),
         splits=ALIGN_SPLITS,

@@ -14,12 +14,15 @@ ALIGN_RULES: dict[str, Rule] = {
     **dict.fromkeys(
         (
             "chunk_rows", "block_rows", "memory_size", "stage1_batch", "stage2_batch", "stage1_max_rows",
-            "stage2_max_rows", "quantile_knots", "score_width", "score_depth", "refiner_width", "refiner_depth",
+            "stage2_max_rows", "quantile_knots", "score_width", "refiner_width",
             "graph_degree", "check_rows", "torch_threads",
         ),
         COUNT,
     ),
     "blas_threads": Int(1, nullable=True),
+    # 0 hidden layers = a linear network (a tested configuration)
+    "score_depth": Int(0),
+    "refiner_depth": Int(0),
     # 0 steps/epochs is a legitimate "skip this training stage"; negative is a typo that would skip it silently
     "stage1_steps": Int(0),
     "stage2_epochs": Int(0),

@@ -65,7 +65,6 @@ def flatten(diag: dict[str, Any]) -> dict[str, float | None]:
         "js": get("cosine_js", "js_nats"),
         "mixing_rate": get("mixing", "mixing_rate"),
         "A_r": get("residual", "uncentred", "A_r"),
-        "fit_seconds": diag.get("fit_seconds"),
     }
 
 
