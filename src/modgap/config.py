@@ -81,7 +81,10 @@ def _check_datasets(config: Mapping[str, Any], base: Path) -> None:
             lines.append(f"{_key_path(['datasets', name, *error.absolute_path])}: {error.message}")
     if lines:
         raise ConfigError(_one_line(lines))
+    from modgap.data.config import normalise_dataset_config
+
     for name, dataset in config["datasets"].items():
+        normalise_dataset_config(dataset, where=f"datasets.{name}")  # what `modgap data prepare` will check
         _check_dataset_files(name, dataset, base)
         _check_split_sizes(name, dataset, base)
 
