@@ -48,7 +48,7 @@ def test_bad_inputs_give_clear_errors():
         make("coral").fit(X, zero)
     with pytest.raises(InvalidEmbeddingsError, match="text statistics set: expected dimension 16, got 8"):
         make("c3").fit(X, Y[:, :8])
-    with pytest.raises(InvalidEmbeddingsError, match="needs at least 2 rows"):
+    with pytest.raises(InvalidEmbeddingsError, match="needs at least 17 rows at dimension 16"):
         make("coral").fit(X[:1], Y[:1])
     model = make("liang").fit(X, Y)
     with pytest.raises(InvalidEmbeddingsError, match="texts to transform: expected dimension 16"):

@@ -171,11 +171,17 @@ def test_unsafe_zip_member_is_rejected(tmp_path: Path) -> None:
     assert not (tmp_path / "escape.txt").exists()
 
 
-def test_verified_file_altered_later_is_downloaded_again(server: FakeServer, tmp_path: Path) -> None:
+def test_mismatching_existing_file_is_kept_and_refetch_downloads_again(server: FakeServer, tmp_path: Path) -> None:
+    # Issue 12: a checksum typo used to delete an already verified (possibly 18 GB) file before failing.
     data = make_zip()
     server.files["/a.zip"] = data
     dest = download_file(server.url("/a.zip"), tmp_path / "a.zip", sha256=sha(data), **FAST)
     assert (tmp_path / "a.zip.verified.json").is_file()
     dest.write_bytes(b"replaced by something else")  # size/mtime no longer match the stamp
-    download_file(server.url("/a.zip"), tmp_path / "a.zip", sha256=sha(data), **FAST)
+    with pytest.raises(ChecksumError) as err:
+        download_file(server.url("/a.zip"), tmp_path / "a.zip", sha256=sha(data), **FAST)
+    message = str(err.value)
+    assert sha(b"replaced by something else") in message and sha(data) in message and "--refetch" in message
+    assert dest.read_bytes() == b"replaced by something else" and len(server.requests) == 1
+    download_file(server.url("/a.zip"), tmp_path / "a.zip", sha256=sha(data), refetch=True, **FAST)
     assert dest.read_bytes() == data and len(server.requests) == 2

@@ -7,6 +7,7 @@ without pretrained weights, ...).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ import jsonschema
 import yaml
 
 from modgap.errors import ConfigError
+from modgap.paramcheck import ParamError
 
 DEFAULT_SCHEMA = Path("workflow/schemas/config.schema.yaml")
 # The one project-built open_clip model (modgap.embed.models.MODEL_NAME; not imported: torch is slow).
@@ -27,20 +29,49 @@ def _key_path(parts: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts) or "<root>"
 
 
-def validate_config(config: Mapping[str, Any], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA) -> None:
-    """Raise :class:`ConfigError` naming the first offending key (all schema errors are listed)."""
+def validate_config(
+    config: Mapping[str, Any],
+    schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA,
+    root: str | os.PathLike[str] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` naming the offending dotted key, on one line (all schema errors).
+
+    This is what the Snakefile runs on the merged config, so ``modgap config`` and a real run reject
+    the same values: the schema, each dataset's own schema and split sizes, every stage's parameter
+    types and ranges, presets and files that must exist (relative to ``root``, default the cwd).
+    """
     with open(schema_path, encoding="utf-8") as fh:
         schema = yaml.safe_load(fh)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    _check_datasets(config)
+        raise ConfigError(_one_line([f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]))
+    base = Path(root) if root is not None else Path.cwd()
+    _check_datasets(config, base)
     _check_references(config)
+    _check_files(config, base)
 
 
-def _check_datasets(config: Mapping[str, Any]) -> None:
+def _one_line(problems: list[str]) -> str:
+    """'invalid configuration: a; b; and N more' (a CLI error is one line)."""
+    shown = "; ".join(p.replace("\n", " ") for p in problems[:5])
+    more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return f"invalid configuration: {shown}{more}"
+
+
+def merge_overlay(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``overlay`` merged into ``base`` as Snakemake merges ``--configfile``: mappings recursively,
+    everything else (lists included) replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_overlay(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_datasets(config: Mapping[str, Any], base: Path) -> None:
     from modgap.data.config import dataset_schema
 
     validator = jsonschema.Draft202012Validator(dataset_schema())
@@ -49,7 +80,56 @@ def _check_datasets(config: Mapping[str, Any]) -> None:
         for error in sorted(validator.iter_errors(dataset), key=lambda e: list(e.absolute_path)):
             lines.append(f"{_key_path(['datasets', name, *error.absolute_path])}: {error.message}")
     if lines:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+        raise ConfigError(_one_line(lines))
+    from modgap.data.config import normalise_dataset_config
+
+    for name, dataset in config["datasets"].items():
+        normalise_dataset_config(dataset, where=f"datasets.{name}")  # what `modgap data prepare` will check
+        _check_dataset_files(name, dataset, base)
+        _check_split_sizes(name, dataset, base)
+
+
+def _check_dataset_files(name: str, dataset: Mapping[str, Any], base: Path) -> None:
+    """embedded/folder datasets are read in place: their folder must exist (http/hf download into it)."""
+    if dataset["source"] in ("embedded", "folder") and not (base / dataset["path"]).is_dir():
+        raise ConfigError(f"datasets.{name}.path: folder {dataset['path']!r} does not exist")
+
+
+def _check_split_sizes(name: str, dataset: Mapping[str, Any], base: Path) -> None:
+    """Fractions sum to <= 1; counts fit the number of images when it is known before fetching."""
+    splits = dataset.get("splits")
+    if not splits:
+        return
+    values = list(splits.values())
+    key = f"datasets.{name}.splits"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        available = _known_items(dataset, base)
+        if dataset.get("max_items"):
+            available = min(available or dataset["max_items"], dataset["max_items"])
+        if available is not None and sum(values) > available:
+            raise ConfigError(f"{key}: split counts sum to {sum(values)} but the dataset has {available} images")
+        return
+    if any(v > 1 for v in values):
+        raise ConfigError(f"{key}: mixes counts and fractions {dict(splits)}; use all counts or all fractions")
+    if sum(values) > 1 + 1e-9:
+        raise ConfigError(f"{key}: fractions sum to {sum(values):.6g} > 1")
+
+
+def _known_items(dataset: Mapping[str, Any], base: Path) -> int | None:
+    """Images in a local dataset (embedded manifest or folder captions file); None if not known yet."""
+    import csv
+
+    root = base / dataset.get("path", "")
+    if dataset["source"] == "embedded":
+        table = root / dataset.get("embedded", {}).get("manifest", "manifest.csv")
+    elif dataset["source"] == "folder":
+        table = root / dataset.get("folder", {}).get("captions_file", "captions.csv")
+    else:
+        return None  # http/hf: the count is only known once downloaded (the data stage checks it)
+    if table.suffix != ".csv" or not table.is_file():
+        return None
+    with open(table, encoding="utf-8", newline="") as fh:
+        return len({row.get("file") for row in csv.DictReader(fh)})
 
 
 def _check_references(config: Mapping[str, Any]) -> None:
@@ -107,18 +187,66 @@ def parse_json_params(text: str | None, option: str = "--params") -> dict[str, A
     return value
 
 
-def load_config(path: str | os.PathLike[str], schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA) -> dict:
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict:
+    """A YAML file whose top level is a mapping, or a one-line :class:`ConfigError`."""
     try:
         with open(path, encoding="utf-8") as fh:
             config = yaml.safe_load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: configuration file does not exist") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    validate_config(config, schema_path)
     return config
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    schema_path: str | os.PathLike[str] = DEFAULT_SCHEMA,
+    overlays: Iterable[str | os.PathLike[str]] = (),
+    root: str | os.PathLike[str] | None = None,
+) -> dict:
+    """Read ``path``, merge each overlay over it (Snakemake ``--configfile`` order), validate the result."""
+    config = read_yaml_mapping(path)
+    for overlay in overlays:
+        config = merge_overlay(config, read_yaml_mapping(overlay))
+    validate_config(config, schema_path, root)
+    return config
+
+
+def _check_method(key: str, name: str, overrides: Mapping[str, Any]) -> None:
+    """Build the estimator (cheap: no data) so the registry's types and ranges apply."""
+    from modgap.align.registry import make
+
+    try:
+        make(name, dict(overrides))
+    except ParamError as exc:
+        raise ConfigError(f"{key}.{exc.key}: {exc.reason}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+
+
+def _check_files(config: Mapping[str, Any], base: Path) -> None:
+    """Presets and files the run will open must exist now, not an hour into the DAG."""
+    from modgap.mllm.config import PRESETS_DIR, preset_names
+
+    preset = config["mllm"]["preset"]
+    if not (PRESETS_DIR / f"{preset}.yaml").is_file() and not (base / preset).is_file():
+        raise ConfigError(f"mllm.preset: {preset!r} is neither a preset ({', '.join(preset_names())}) nor a file")
+    accelerate = config["mllm"].get("accelerate_config")
+    if accelerate and not (base / accelerate).is_file():
+        raise ConfigError(f"mllm.accelerate_config: file {accelerate!r} does not exist")
+    for name, enc in config["encoders"].items():
+        pretrained = enc.get("pretrained")
+        if pretrained and _looks_like_path(pretrained) and not (base / pretrained).is_file():
+            raise ConfigError(f"encoders.{name}.pretrained: checkpoint file {pretrained!r} does not exist")
+
+
+def _looks_like_path(value: str) -> bool:
+    """open_clip tags are bare words ('openai'); a checkpoint is named by a path."""
+    named = "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
+    return named and not value.startswith("hf-hub:")
 
 
 def _check_stage_params(config: Mapping[str, Any]) -> None:
@@ -132,15 +260,15 @@ def _check_stage_params(config: Mapping[str, Any]) -> None:
             section = section[part]
         try:
             merge(section)
+        except ParamError as exc:
+            raise ConfigError(f"{key}.{exc.key}: {exc.reason}") from exc
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
-    from modgap.align.registry import make
-
     for name, overrides in config["align"]["methods"].items():
-        try:
-            make(name, overrides)
-        except ConfigError as exc:
-            raise ConfigError(f"align.methods.{name}: {exc}") from exc
+        _check_method(f"align.methods.{name}", name, overrides)
+    aniso_study = config["align"]["studies"].get("aniso")
+    if aniso_study is not None:
+        _check_method("align.studies.aniso.params", "anisoalign", aniso_study.get("params") or {})
     for name, regime in config["mllm"]["regimes"].items():
         for stage in ("stage1", "stage2"):
             source = regime[stage]

@@ -19,3 +19,11 @@ class InvalidEmbeddingsError(ModgapError):
 
 class DownloadError(ModgapError):
     """A remote resource could not be fetched or is incomplete."""
+
+
+class NonFiniteError(ModgapError):
+    """A result holds NaN or Inf; it is never written (the message names the key or array)."""
+
+
+class LockedError(ModgapError):
+    """Another run holds the output folder's lock."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from modgap.errors import InvalidEmbeddingsError
@@ -49,3 +51,30 @@ def l2_normalise(array: np.ndarray, dtype: np.dtype | type = np.float64) -> np.n
     """Return rows scaled to unit L2 norm in ``dtype`` (zero rows must be rejected beforehand)."""
     out = np.asarray(array, dtype=dtype)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def open_matrix(path: Path, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
+    """Memory-map an (n, d) float ``.npy`` and check its header only (contents stream later)."""
+    from modgap.stats.moments import open_embeddings
+
+    array = open_embeddings(path)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidEmbeddingsError(f"{path}: expected a 2-D float (n, d) array, got {array.dtype} {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise InvalidEmbeddingsError(f"{path}: dimension {array.shape[1]} differs from the other inputs' {dim}")
+    if array.shape[0] < min_rows:
+        raise InvalidEmbeddingsError(f"{path}: needs at least {min_rows} rows, got {array.shape[0]}")
+    return array
+
+
+def check_id_file(ids_path: Path, rows: int) -> list[str] | None:
+    """The ids of ``ids_path`` (None when absent); their count must equal the matrix's rows."""
+    if not ids_path.exists():
+        return None
+    try:
+        ids = ids_path.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidEmbeddingsError(f"{ids_path}: unreadable id list ({exc})") from None
+    if len(ids) != rows:
+        raise InvalidEmbeddingsError(f"{ids_path}: {len(ids)} ids for {rows} rows of the matching .npy")
+    return ids

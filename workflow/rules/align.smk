@@ -13,21 +13,23 @@ rule align_method:
         state_json="results/align/{enc}/{ds}/{method}/state.json",
         substitutes=expand("results/align/{{enc}}/{{ds}}/{{method}}/substitutes/{split}.npy", split=ALIGN_SPLITS),
         diagnostics="results/align/{enc}/{ds}/{method}/diagnostics.json",
+        # wall-clock times only (they differ between identical runs); no metric or claim reads them
+        timing="results/align/{enc}/{ds}/{method}/timing.json",
     params:
         method_params=lambda wc: as_json(config["align"]["methods"][wc.method]),
-        splits=" ".join(ALIGN_SPLITS),
+        splits=ALIGN_SPLITS,
         seed=config["seed"],
     conda:
         "../envs/modgap.yaml"
     log:
         "logs/align/{enc}/{ds}/{method}.log",
     shell:
-        "modgap align run --method {wildcards.method} --params {params.method_params:q}"
-        " --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
-        " --splits-root results/embeddings/{wildcards.enc}/{wildcards.ds} --splits {params.splits}"
-        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
-        " --out-dir results/align/{wildcards.enc}/{wildcards.ds}/{wildcards.method}"
-        " --seed {params.seed} > {log} 2>&1"
+        "modgap align run --method {wildcards.method:q} --params {params.method_params:q}"
+        " --stats-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/stats"
+        " --splits-root results/embeddings/{wildcards.enc:q}/{wildcards.ds:q} --splits {params.splits:q}"
+        " --diag-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/diag"
+        " --out-dir results/align/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.method:q}"
+        " --seed {params.seed:q} > {log:q} 2>&1"
 
 
 rule align_study:
@@ -45,9 +47,9 @@ rule align_study:
     log:
         "logs/align/{enc}/{ds}/study_{study}.log",
     shell:
-        "modgap align {params.command} --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
-        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
-        " --out {output} {params.options} > {log} 2>&1"
+        "modgap align {params.command:q} --stats-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/stats"
+        " --diag-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/diag"
+        " --out {output:q} {params.options} > {log:q} 2>&1"
 
 
 rule align_report:
@@ -73,7 +75,7 @@ rule align_report:
     log:
         "logs/align/{enc}/{ds}/report.log",
     shell:
-        "modgap align report --inputs results/align/{wildcards.enc}/{wildcards.ds}"
-        " --tables-dir results/tables/align/{wildcards.enc}/{wildcards.ds}"
-        " --figures-dir results/figures/align/{wildcards.enc}/{wildcards.ds}"
-        " --metrics {output.metrics} > {log} 2>&1"
+        "modgap align report --inputs results/align/{wildcards.enc:q}/{wildcards.ds:q}"
+        " --tables-dir results/tables/align/{wildcards.enc:q}/{wildcards.ds:q}"
+        " --figures-dir results/figures/align/{wildcards.enc:q}/{wildcards.ds:q}"
+        " --metrics {output.metrics:q} > {log:q} 2>&1"

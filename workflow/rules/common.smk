@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 SPLITS = config["embed"]["splits"]
@@ -113,11 +114,10 @@ def study_options(study):
     options = []
     for key, value in config["align"]["studies"][study].items():
         if key == "params":
-            options.append(f"--params '{as_json(value)}'")
-        elif isinstance(value, list):
-            options.append(f"--{key} " + " ".join(str(v) for v in value))
-        else:
-            options.append(f"--{key} {value}")
+            value = as_json(value)
+        values = value if isinstance(value, list) else [value]
+        # A shell fragment, so each value is quoted here (`:q` would quote the whole fragment as one word).
+        options.append(" ".join([shlex.quote(f"--{key}"), *(shlex.quote(str(v)) for v in values)]))
     return " ".join(options)
 
 
@@ -131,7 +131,8 @@ def substitutes_input(wildcards, source):
 def visual_args(wildcards, source):
     if source == "image":
         return "--visual image"
-    return f"--visual substitute --substitutes results/align/{wildcards.enc}/{wildcards.ds}/{source}/substitutes"
+    path = f"results/align/{wildcards.enc}/{wildcards.ds}/{source}/substitutes"
+    return f"--visual substitute --substitutes {shlex.quote(path)}"
 
 
 def stage1_input(wildcards):
@@ -146,7 +147,7 @@ def mllm_launcher():
     accelerate_config = config["mllm"].get("accelerate_config")
     if not accelerate_config:
         return "modgap"
-    return f"accelerate launch --config_file {accelerate_config} -m modgap.cli"
+    return f"accelerate launch --config_file {shlex.quote(accelerate_config)} -m modgap.cli"
 
 
 def mllm_targets():

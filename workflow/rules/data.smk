@@ -15,5 +15,5 @@ rule prepare_dataset:
     log:
         "logs/data/{ds}.log",
     shell:
-        "modgap data prepare --dataset-config {params.dataset:q} --seed {params.seed}"
-        " --out {output.manifest} > {log} 2>&1"
+        "modgap data prepare --dataset-config {params.dataset:q} --seed {params.seed:q}"
+        " --out {output.manifest:q} > {log:q} 2>&1"

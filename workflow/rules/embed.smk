@@ -20,8 +20,8 @@ rule extract_embeddings:
     log:
         "logs/embed/{enc}/{ds}/{split}.log",
     shell:
-        "modgap embed extract --manifest {input.manifest} --split {wildcards.split}"
-        " --model {params.model} --pretrained {params.pretrained:q}"
-        " --out-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/{wildcards.split}"
-        " --batch-size {params.batch_size} --device {params.device} --precision {params.precision}"
-        " --shard-rows {params.shard_rows} > {log} 2>&1"
+        "modgap embed extract --manifest {input.manifest:q} --split {wildcards.split:q}"
+        " --model {params.model:q} --pretrained {params.pretrained:q}"
+        " --out-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.split:q}"
+        " --batch-size {params.batch_size:q} --device {params.device:q} --precision {params.precision:q}"
+        " --shard-rows {params.shard_rows:q} > {log:q} 2>&1"

@@ -19,6 +19,6 @@ rule train_encoder:
     log:
         "logs/encoder/{enc}.log",
     shell:
-        "modgap embed encoder-train --manifest {input.manifest}"
-        " --params {params.train:q} --out-dir results/encoders/{wildcards.enc}"
-        " --metrics-out {output.metrics} > {log} 2>&1"
+        "modgap embed encoder-train --manifest {input.manifest:q}"
+        " --params {params.train:q} --out-dir results/encoders/{wildcards.enc:q}"
+        " --metrics-out {output.metrics:q} > {log:q} 2>&1"

@@ -19,9 +19,9 @@ rule eval_suite:
     log:
         "logs/eval/{enc}/{ds}/suite.log",
     shell:
-        "modgap eval suite --manifest {input.manifest} --params {params.suite:q}"
-        " --encoder-model {params.model} --encoder-pretrained {params.pretrained:q}"
-        " --out {output.suite} > {log} 2>&1"
+        "modgap eval suite --manifest {input.manifest:q} --params {params.suite:q}"
+        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q}"
+        " --out {output.suite:q} > {log:q} 2>&1"
 
 
 rule eval_model:
@@ -48,13 +48,13 @@ rule eval_model:
     log:
         "logs/eval/{enc}/{ds}/{llm}/{model}_{condition}.log",
     shell:
-        "modgap eval run --model-dir {params.model_dir} --kind {params.kind} --suite {input.suite}"
-        " --tasks {params.tasks} --condition {wildcards.condition}"
-        " --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds} --split {params.split}"
-        " --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens:q} --threads {threads}"
-        " --bootstrap {params.bootstrap} --seed {params.seed}"
-        " --out-prefix results/eval/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.model}/{wildcards.condition}"
-        " > {log} 2>&1"
+        "modgap eval run --model-dir {params.model_dir:q} --kind {params.kind:q} --suite {input.suite:q}"
+        " --tasks {params.tasks:q} --condition {wildcards.condition:q}"
+        " --embeddings-root results/embeddings/{wildcards.enc:q}/{wildcards.ds:q} --split {params.split:q}"
+        " --batch-size {params.batch_size:q} --max-new-tokens {params.max_new_tokens:q} --threads {threads}"
+        " --bootstrap {params.bootstrap:q} --seed {params.seed:q}"
+        " --out-prefix results/eval/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.model:q}/{wildcards.condition:q}"
+        " > {log:q} 2>&1"
 
 
 rule eval_lmms:
@@ -71,7 +71,7 @@ rule eval_lmms:
         model=lambda wc: config["encoders"][wc.enc]["model"],
         pretrained=lambda wc: encoder_checkpoint(wc.enc),
         tasks=",".join(EVAL.get("lmms_eval", {}).get("tasks", [])),
-        limit=lambda wc: f"--limit {EVAL['lmms_eval']['limit']}" if EVAL.get("lmms_eval", {}).get("limit") else "",
+        limit=lambda wc: f"--limit {int(EVAL['lmms_eval']['limit'])}" if EVAL.get("lmms_eval", {}).get("limit") else "",
         blind=lambda wc: "--blind" if wc.variant.endswith("blind") else "",
         batch_size=EVAL.get("lmms_eval", {}).get("batch_size", 16),
         device=EVAL.get("lmms_eval", {}).get("device", "cpu"),
@@ -81,11 +81,11 @@ rule eval_lmms:
     log:
         "logs/eval/{enc}/{ds}/{llm}/{regime}_{variant}.log",
     shell:
-        "modgap eval lmms --model-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/stage2"
-        " --encoder-model {params.model} --encoder-pretrained {params.pretrained:q} --tasks {params.tasks}"
-        " {params.limit} {params.blind} --batch-size {params.batch_size} --device {params.device} --seed {params.seed}"
-        " --out-prefix results/eval/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/{wildcards.variant}"
-        " > {log} 2>&1"
+        "modgap eval lmms --model-dir results/mllm/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.regime:q}/stage2"
+        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q} --tasks {params.tasks:q}"
+        " {params.limit} {params.blind} --batch-size {params.batch_size:q} --device {params.device:q} --seed {params.seed:q}"
+        " --out-prefix results/eval/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.regime:q}/{wildcards.variant:q}"
+        " > {log:q} 2>&1"
 
 
 rule eval_report:
@@ -117,10 +117,10 @@ rule eval_report:
     log:
         "logs/eval/report.log",
     shell:
-        "modgap eval report --runs {params.runs:q} --regimes {params.regimes:q} --llm {params.llm}"
+        "modgap eval report --runs {params.runs:q} --regimes {params.regimes:q} --llm {params.llm:q}"
         " --eval-root results/eval --align-metrics-root results/metrics/align"
-        " --metrics-out {output.metrics} --tables-dir {output.tables}"
-        " --figure-prefix results/figures/eval_summary > {log} 2>&1"
+        " --metrics-out {output.metrics:q} --tables-dir {output.tables:q}"
+        " --figure-prefix results/figures/eval_summary > {log:q} 2>&1"
 
 
 rule claims:
@@ -141,6 +141,6 @@ rule claims:
     log:
         "logs/eval/claims.log",
     shell:
-        "modgap eval claims --runs {params.runs:q} --tier {params.tier} --gap {input.gap}"
-        " --encoder {input.encoder} --align-metrics-root results/metrics/align --eval {input.eval}"
-        " --markdown-out {output.markdown} --metrics-out {output.metrics} > {log} 2>&1"
+        "modgap eval claims --runs {params.runs:q} --tier {params.tier:q} --gap {input.gap:q}"
+        " --encoder {input.encoder:q} --align-metrics-root results/metrics/align --eval {input.eval:q}"
+        " --markdown-out {output.markdown:q} --metrics-out {output.metrics:q} > {log:q} 2>&1"

@@ -17,10 +17,10 @@ rule gap_stats:
     log:
         "logs/gap/stats/{enc}/{ds}.log",
     shell:
-        "modgap gap stats --stats-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/stats"
-        " --diag-dir results/embeddings/{wildcards.enc}/{wildcards.ds}/diag"
-        " --out-dir results/gap/{wildcards.enc}/{wildcards.ds} --params {params.gap:q}"
-        " --encoder {wildcards.enc} --dataset {wildcards.ds} > {log} 2>&1"
+        "modgap gap stats --stats-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/stats"
+        " --diag-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/diag"
+        " --out-dir results/gap/{wildcards.enc:q}/{wildcards.ds:q} --params {params.gap:q}"
+        " --encoder {wildcards.enc:q} --dataset {wildcards.ds:q} > {log:q} 2>&1"
 
 
 rule gap_dynamics:
@@ -39,8 +39,8 @@ rule gap_dynamics:
     log:
         "logs/gap/dynamics/{ds}.log",
     shell:
-        "modgap gap dynamics --manifest {input.manifest} --out-dir results/gap/dynamics/{wildcards.ds}"
-        " --params {params.dynamics:q} --dataset {wildcards.ds} > {log} 2>&1"
+        "modgap gap dynamics --manifest {input.manifest:q} --out-dir results/gap/dynamics/{wildcards.ds:q}"
+        " --params {params.dynamics:q} --dataset {wildcards.ds:q} > {log:q} 2>&1"
 
 
 rule gap_report:
@@ -56,12 +56,12 @@ rule gap_report:
         ),
         figures=in_report(gap_figures(), "Gap theory", "gap_figures"),
     params:
-        runs=lambda wc, input: " ".join(os.path.dirname(p) for p in input.stats),
-        dynamics=lambda wc, input: " ".join(os.path.dirname(p) for p in input.dynamics),
+        runs=lambda wc, input: [os.path.dirname(p) for p in input.stats],
+        dynamics=lambda wc, input: [os.path.dirname(p) for p in input.dynamics],
     conda:
         "../envs/modgap.yaml"
     log:
         "logs/gap/report.log",
     shell:
-        "modgap gap report --runs {params.runs} --dynamics {params.dynamics}"
-        " --figures-dir results/figures --tables-dir results/tables --metrics {output.metrics} > {log} 2>&1"
+        "modgap gap report --runs {params.runs:q} --dynamics {params.dynamics:q}"
+        " --figures-dir results/figures --tables-dir results/tables --metrics {output.metrics:q} > {log:q} 2>&1"

@@ -22,10 +22,10 @@ rule mllm_stage1:
     log:
         "logs/mllm/{enc}/{ds}/{llm}/stage1_{source}.log",
     shell:
-        "{params.launcher} mllm train --stage 1 --config {params.preset} --set llm.source={params.llm:q}"
-        " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
-        " {params.visual} --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{wildcards.source}"
-        " > {log} 2>&1"
+        "{params.launcher} mllm train --stage 1 --config {params.preset:q} --set llm.source={params.llm:q}"
+        " --manifest {input.manifest:q} --embeddings-root results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}"
+        " {params.visual} --out-dir results/mllm/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/stage1/{wildcards.source:q}"
+        " > {log:q} 2>&1"
 
 
 rule mllm_stage2:
@@ -49,8 +49,8 @@ rule mllm_stage2:
     log:
         "logs/mllm/{enc}/{ds}/{llm}/{regime}_stage2.log",
     shell:
-        "{params.launcher} mllm train --stage 2 --config {params.preset} --set llm.source={params.llm:q}"
-        " --manifest {input.manifest} --embeddings-root results/embeddings/{wildcards.enc}/{wildcards.ds}"
-        " {params.visual} --init-from {params.init_from}"
-        " --out-dir results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/{wildcards.regime}/stage2"
-        " > {log} 2>&1"
+        "{params.launcher} mllm train --stage 2 --config {params.preset:q} --set llm.source={params.llm:q}"
+        " --manifest {input.manifest:q} --embeddings-root results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}"
+        " {params.visual} --init-from {params.init_from:q}"
+        " --out-dir results/mllm/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.regime:q}/stage2"
+        " > {log:q} 2>&1"

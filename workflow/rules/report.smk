@@ -28,6 +28,6 @@ rule encoder_report:
         "logs/report/encoder.log",
     shell:
         "modgap report encoder --runs {params.runs:q} --embeddings-root results/embeddings"
-        " --pca-split {params.pca_split} --seed {params.seed}"
-        " --metrics-out {output.metrics} --tables-prefix results/tables/encoder"
-        " --figure-prefix results/figures/embedding_pca > {log} 2>&1"
+        " --pca-split {params.pca_split:q} --seed {params.seed:q}"
+        " --metrics-out {output.metrics:q} --tables-prefix results/tables/encoder"
+        " --figure-prefix results/figures/embedding_pca > {log:q} 2>&1"

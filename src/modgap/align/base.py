@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 from threadpoolctl import threadpool_limits
 
 from modgap import __version__
+from modgap.align.paramrules import ALIGN_RULES
 from modgap.align.source import DEFAULT_CHUNK_ROWS, EmbeddingSource, SourceLike
-from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError
-from modgap.io import atomic_path, read_json, write_json_atomic
+from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError, NonFiniteError
+from modgap.io import atomic_path, read_json, write_bytes_atomic, write_json_atomic
+from modgap.paramcheck import check_params
 
 STATE_ARRAYS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -62,9 +64,13 @@ class AlignMethod:
             )
         self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
         self.params.update(params)
+        # Types and ranges first (registry-level schema), so _check_params may rely on them.
+        defaults = {k: p.default for k, p in self.PARAMS.items()}
+        check_params(self.params, defaults, ALIGN_RULES, f"align method {self.method!r}")
         self._check_params()
         self.state_: dict[str, np.ndarray] | None = None
         self.meta_: dict[str, Any] = {}
+        self.timing_: dict[str, float] = {}
         self.name = self.method  # the registry name (a preset such as 'realign_anchor' sets it)
 
     # ----------------------------------------------------------------- subclass hooks
@@ -104,19 +110,34 @@ class AlignMethod:
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
 
+    def _min_fit_rows(self, dim: int) -> int:
+        """Fewest statistics rows the method's estimates are defined for (a covariance needs d + 1)."""
+        return self.min_fit_rows
+
     def fit(self, image_source: SourceLike, text_source: SourceLike) -> Self:
         """Fit on the unpaired statistics split: ``image_source`` and ``text_source`` come from disjoint pairs."""
-        images = EmbeddingSource(image_source, "image statistics set", min_rows=self.min_fit_rows)
-        texts = EmbeddingSource(text_source, "text statistics set", dim=images.dim, min_rows=self.min_fit_rows)
+        images = EmbeddingSource(image_source, "image statistics set")
+        texts = EmbeddingSource(text_source, "text statistics set", dim=images.dim)
+        need = self._min_fit_rows(images.dim)
+        for src in (images, texts):
+            if src.n < need:
+                raise InvalidEmbeddingsError(
+                    f"{src.name}: align method {self.name!r} needs at least {need} rows at dimension {src.dim}, "
+                    f"got {src.n}"
+                )
         t0 = time.perf_counter()
         with self._blas_limit():
             fitted = self._fit(images, texts)
         self.state_ = {k: np.asarray(v) for k, v in fitted.items()}
+        for key, value in self.state_.items():
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                raise NonFiniteError(f"align method {self.name!r}: fitted state {key!r} holds NaN or Inf")
+        # Timings are kept apart from the state: they differ between identical runs (timing.json).
+        self.timing_ = {"fit_seconds": time.perf_counter() - t0}
         self.meta_ = {
             "n_x": images.n,
             "n_y": texts.n,
             "dim": images.dim,
-            "fit_seconds": time.perf_counter() - t0,
             "inputs": {"image": images.fingerprint(), "text": texts.fingerprint()},
         }
         self.meta_.update(self._extra_meta())
@@ -152,6 +173,7 @@ class AlignMethod:
         out = np.empty((src.n, src.dim), dtype=np.float32)
         with self._blas_limit():
             for start, z in self._iter_transform(src, state, stream):
+                _check_block(z, start, stream or src.name)
                 out[start : start + z.shape[0]] = z
         return out
 
@@ -167,7 +189,8 @@ class AlignMethod:
             header["shape"] = (src.n, src.dim)
             np.lib.format.write_array_header_1_0(fh, header)
             with self._blas_limit():
-                for _, z in self._iter_transform(src, state, stream):
+                for start, z in self._iter_transform(src, state, stream):
+                    _check_block(z, start, f"{path}")
                     fh.write(np.ascontiguousarray(z, dtype=np.float32).data)
         return src.n
 
@@ -183,8 +206,9 @@ class AlignMethod:
         state = self._require_fitted()
         directory = Path(directory)
         arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
-        with atomic_path(directory / STATE_ARRAYS) as tmp:
-            save_file(arrays, str(tmp))
+        # Serialised in memory and written by write_bytes_atomic: safetensors' own file writer
+        # leaves mode 0600, unlike every other output.
+        write_bytes_atomic(directory / STATE_ARRAYS, save(arrays))
         write_json_atomic(
             directory / STATE_JSON,
             {
@@ -232,3 +256,11 @@ class AlignMethod:
         ]
         offset = start - first * NOISE_BLOCK_ROWS
         return np.concatenate(blocks)[offset : offset + n]
+
+
+def _check_block(z: np.ndarray, start: int, where: str) -> None:
+    """Substitutes are checked before they are written: a NaN row never reaches a file."""
+    finite = np.isfinite(z).all(axis=1)
+    if not finite.all():
+        first = start + int(np.flatnonzero(~finite)[0])
+        raise NonFiniteError(f"{where}: substitutes hold NaN/Inf, first at row {first}; nothing written")

@@ -15,7 +15,7 @@ from scipy.special import ndtr
 from modgap.align.base import AlignMethod, Param
 from modgap.align.calibrated import stream_moments
 from modgap.align.source import EmbeddingSource, unit_rows_unchecked
-from modgap.errors import ConfigError
+from modgap.errors import ConfigError, InvalidEmbeddingsError
 
 CHUNK = Param(10_000, "rows per streamed chunk (the authors' value); affects speed only")
 
@@ -79,6 +79,8 @@ class Liang(AlignMethod):
         state = _means(self, images, texts)
         delta = state["mu_x"] - state["mu_y"]
         gap = float(np.linalg.norm(delta))
+        if not gap > 0:  # the shift direction delta / ||delta|| is undefined
+            raise InvalidEmbeddingsError("align method 'liang': image and text means coincide; no gap direction")
         lam = gap if self.params["shift_lambda"] is None else float(self.params["shift_lambda"])
         state.update(shift=delta / gap * lam, gap_distance=np.float64(gap))
         return state

@@ -65,7 +65,7 @@ class ReAlign(AlignMethod):
     """ReAlign ([RA]); ``steps`` selects the Table 5 ablations ('anchor' = n(e.), 'anchor_trace' = e')."""
 
     method = "realign"
-    min_fit_rows = 1
+    min_fit_rows = 2  # a trace (variance) needs two rows; one row gives T = 0 and a 0 or infinite scale
     set_mean_key = "mu_p"
     PARAMS: ClassVar[dict[str, Param]] = {
         "steps": Param("full", "'full' | 'anchor' (= n(e.), step 1 + renormalise) | 'anchor_trace' (= e')"),
@@ -95,9 +95,13 @@ class ReAlign(AlignMethod):
                 raise InvalidEmbeddingsError(f"realign: {name} trace cross-check failed ({t} vs {1 - mu @ mu})")
         if self.params["float32_means"]:
             mu_x, mu_y = mu_x.astype(np.float32).astype(np.float64), mu_y.astype(np.float32).astype(np.float64)
+        # eps guards a division, not a degenerate set: identical rows (T = 0) cannot be rescaled.
+        for name, t in (("image", t_x), ("text", t_y)):
+            if not t > 1e-12:
+                raise InvalidEmbeddingsError(f"realign: {name} statistics set has zero spread (trace T = {t:.3g})")
         s = float(np.sqrt(t_x / (t_y + float(self.params["eps"]))))
-        if not np.isfinite(s):
-            raise InvalidEmbeddingsError(f"realign: trace scale s is not finite (T_x={t_x}, T_y={t_y})")
+        if not (np.isfinite(s) and s > 0):
+            raise InvalidEmbeddingsError(f"realign: trace scale s = {s} is not positive (T_x={t_x}, T_y={t_y})")
         state = {
             "mu_x": mu_x,
             "mu_y": mu_y,

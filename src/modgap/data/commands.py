@@ -33,6 +33,10 @@ def register(subparsers: Any) -> None:
         "--summary", default=None, metavar="JSON", help="summary output (default: summary.json beside --out)"
     )
     prep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    prep.add_argument(
+        "--refetch", action="store_true",
+        help="delete downloads that exist but fail their checksum and fetch them again (default: keep and fail)",
+    )
     prep.set_defaults(func=_run_prepare)
 
     # Optional: the embedded-data builder lives in its own module, written separately.
@@ -49,6 +53,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     from modgap.data.prepare import prepare_dataset  # heavy imports only when the command runs
 
     prepare_dataset(
-        args.dataset_config, args.out, seed=args.seed, summary_path=args.summary, progress=not args.no_progress
+        args.dataset_config, args.out, seed=args.seed, summary_path=args.summary, progress=not args.no_progress,
+        refetch=args.refetch,
     )
     return 0

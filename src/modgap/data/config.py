@@ -86,8 +86,23 @@ def normalise_dataset_config(raw: Any, *, where: str = "dataset config") -> dict
         archive.setdefault("extract_to", ".")
         if not archive["filename"]:
             raise ConfigError(f"{where}: key 'archives': cannot derive a file name from {archive['url']}")
+    _check_unique_filenames(cfg.get("archives", []), where)
     _check_splits(cfg["splits"], where)
     return cfg
+
+
+def _check_unique_filenames(archives: list[dict[str, Any]], where: str) -> None:
+    """Downloads are stored as downloads/<filename>: two archives with one name would overwrite each
+    other (and be fetched again on every run)."""
+    seen: dict[str, int] = {}
+    for i, archive in enumerate(archives):
+        name = archive["filename"]
+        if name in seen:
+            raise ConfigError(
+                f"{where}: key 'archives.{i}.filename': {name!r} is also the file name of archives.{seen[name]} "
+                f"({archives[seen[name]]['url']}); set a distinct filename"
+            )
+        seen[name] = i
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

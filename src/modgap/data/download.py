@@ -71,16 +71,24 @@ def download_file(
     chunk_bytes: int = 1 << 20,
     session: requests.Session | None = None,
     progress: bool = True,
+    refetch: bool = False,
 ) -> Path:
     """Download ``url`` to ``dest`` unless a verified copy is already there; return ``dest``.
 
     ``sha256`` (preferred) or ``md5`` is required. Connection drops are retried ``retries`` times,
     each retry resuming from the ``.part`` file; after that a :class:`DownloadError` is raised and the
     ``.part`` kept so a rerun resumes. A checksum mismatch raises :class:`ChecksumError`.
+
+    An existing ``dest`` that does not match is kept and reported with both digests: the usual cause
+    is a typo in the configured checksum, and deleting an 18 GB archive for that is the wrong default.
+    ``refetch=True`` deletes it (and any ``.part``) on purpose and downloads again.
     """
     if sha256 is None and md5 is None:
         raise ConfigError(f"no checksum configured for {url}: set sha256 (or md5)")
     dest = Path(dest)
+    if refetch:
+        for stale in (dest, _stamp_path(dest), dest.with_name(dest.name + ".part")):
+            stale.unlink(missing_ok=True)
     if dest.exists():
         if _stamp_matches(dest, sha256, md5):
             log.info("%s already downloaded and verified", dest)
@@ -90,9 +98,11 @@ def download_file(
             _write_stamp(dest, digests)
             log.info("%s already downloaded and verified", dest)
             return dest
-        # Something replaced a verified file; fetch a fresh copy rather than trusting it.
-        log.warning("%s exists but has %s; downloading it again", dest, problem)
-        dest.unlink()
+        raise ChecksumError(
+            f"{dest} exists but does not match the configured checksum: it has sha256 {digests[0]} and "
+            f"md5 {digests[1]}; the config expects {_expected(sha256, md5)}. The file was kept: fix the "
+            "checksum in the config, or rerun with --refetch to delete it and download again"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     own_session = session is None
@@ -142,6 +152,10 @@ def download_file(
     _write_stamp(dest, digests)
     log.info("downloaded and verified %s", dest)
     return dest
+
+
+def _expected(sha256: str | None, md5: str | None) -> str:
+    return " and ".join(f"{name} {value}" for name, value in (("sha256", sha256), ("md5", md5)) if value)
 
 
 def _stamp_path(dest: Path) -> Path:
@@ -248,6 +262,9 @@ def extract_archive(
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     marker = dest_dir / EXTRACT_MARKERS / f"{archive.name}.json"
+    # A killed extraction leaves its private temporary folder behind (kill -9 skips the cleanup).
+    for stale in dest_dir.glob(f".{archive.name}.*.extracting"):
+        shutil.rmtree(stale, ignore_errors=True)
     if marker.exists():
         info = read_json(marker)
         entries = [dest_dir / name for name in info.get("entries", [])]

@@ -23,7 +23,7 @@ from modgap.data.adapters import build_table, label_counts
 from modgap.data.config import SPLIT_NAMES, load_dataset_config
 from modgap.data.sources import fetch
 from modgap.data.splits import assign_splits, subsample
-from modgap.io import atomic_path, sha256_file, write_json_atomic
+from modgap.io import atomic_path, check_json_finite, clean_stale_temps, folder_lock, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def prepare_dataset(
     seed: int | None = None,
     summary_path: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    refetch: bool = False,
 ) -> dict[str, Any]:
     """Run the data stage; write ``out`` (parquet) and its summary; return the summary dict.
 
@@ -60,17 +61,37 @@ def prepare_dataset(
     out = Path(out)
     summary_path = Path(summary_path) if summary_path else out.with_name("summary.json")
 
-    root = fetch(cfg, out.parent / "raw", progress=progress)
+    # One run per manifest at a time; under its lock, temporary files of killed runs are removed.
+    with folder_lock(out.with_name(f".{out.name}.lock")):
+        clean_stale_temps(out.parent)
+        return _prepare(cfg, out, summary_path, seed, progress=progress, refetch=refetch)
+
+
+def _prepare(
+    cfg: dict[str, Any], out: Path, summary_path: Path, seed: int, *, progress: bool, refetch: bool
+) -> dict[str, Any]:
+    root = fetch(cfg, out.parent / "raw", progress=progress, refetch=refetch)
     table = build_table(root, cfg, seed=seed, progress=progress)
     n_available = len(table)
     table = subsample(table, cfg["max_items"], seed)
     table = assign_splits(table, cfg["splits"], seed)
-    write_manifest(table, out)
+    # The summary is built and checked from the staged manifest, so a failure writes neither file.
+    with atomic_path(out) as staged:
+        write_manifest(table, staged)
+        summary = _summary(cfg, table, out, sha256_file(staged), seed, n_available)
+        check_json_finite(summary, str(summary_path))
+    write_json_atomic(summary_path, summary)
+    log.info("wrote %s (%d items: %s)", out, len(table), ", ".join(f"{k}={v}" for k, v in summary["splits"].items()))
+    return summary
 
-    summary = {
+
+def _summary(
+    cfg: Mapping[str, Any], table: pd.DataFrame, out: Path, manifest_sha256: str, seed: int, n_available: int
+) -> dict[str, Any]:
+    return {
         "dataset": cfg["name"],
         "manifest": out.as_posix(),
-        "manifest_sha256": sha256_file(out),
+        "manifest_sha256": manifest_sha256,
         "seed": seed,
         "n_available": n_available,
         "n_items": len(table),
@@ -88,9 +109,6 @@ def prepare_dataset(
             "pyarrow": pa.__version__,
         },
     }
-    write_json_atomic(summary_path, summary)
-    log.info("wrote %s (%d items: %s)", out, len(table), ", ".join(f"{k}={v}" for k, v in summary["splits"].items()))
-    return summary
 
 
 def write_manifest(table: pd.DataFrame, out: str | os.PathLike[str]) -> None:

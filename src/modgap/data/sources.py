@@ -21,7 +21,7 @@ import pandas as pd
 from modgap.data.download import download_file, extract_archive, is_archive_name
 from modgap.data.embedded_builder import MANIFEST_COLUMNS
 from modgap.errors import ChecksumError, ConfigError, DownloadError
-from modgap.io import sha256_file
+from modgap.io import clean_stale_temps, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 
-def fetch(cfg: Mapping[str, Any], default_root: str | os.PathLike[str], *, progress: bool = True) -> Path:
+def fetch(
+    cfg: Mapping[str, Any], default_root: str | os.PathLike[str], *, progress: bool = True, refetch: bool = False
+) -> Path:
     """Fetch/verify the files of a normalised dataset config; return the folder the adapter reads.
 
     ``default_root`` is the download folder used by http/hf sources without a ``path``.
@@ -49,7 +51,7 @@ def fetch(cfg: Mapping[str, Any], default_root: str | os.PathLike[str], *, progr
     source = cfg["source"]
     root = Path(cfg.get("path") or default_root)
     if source == "http":
-        return fetch_http(cfg["archives"], root, progress=progress)
+        return fetch_http(cfg["archives"], root, progress=progress, refetch=refetch)
     if source == "hf":
         hf = cfg["hf"]
         return fetch_hf(hf["repo_id"], root, revision=hf["revision"], allow_patterns=hf.get("allow_patterns"))
@@ -62,8 +64,11 @@ def fetch(cfg: Mapping[str, Any], default_root: str | os.PathLike[str], *, progr
     raise ConfigError(f"dataset config: key 'source': unknown source {source!r}")
 
 
-def fetch_http(archives: list[Mapping[str, Any]], root: Path, *, progress: bool = True) -> Path:
-    """Download and unpack every entry of ``archives`` under ``root``."""
+def fetch_http(
+    archives: list[Mapping[str, Any]], root: Path, *, progress: bool = True, refetch: bool = False
+) -> Path:
+    """Download and unpack every entry of ``archives`` under ``root`` (``refetch``: download again)."""
+    clean_stale_temps(root / "downloads")  # verification stamps half-written by a killed run
     for entry in archives:
         target = download_file(
             entry["url"],
@@ -71,6 +76,7 @@ def fetch_http(archives: list[Mapping[str, Any]], root: Path, *, progress: bool 
             sha256=entry.get("sha256"),
             md5=entry.get("md5"),
             progress=progress,
+            refetch=refetch,
         )
         extract = entry.get("extract", "auto")
         if extract is True or (extract == "auto" and is_archive_name(entry["filename"])):

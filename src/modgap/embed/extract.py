@@ -32,7 +32,16 @@ from tqdm.auto import tqdm
 
 from modgap.embed.encoder import ImageItem, ImageReadError, OpenClipEncoder, load_encoder, progress_interval
 from modgap.errors import ModgapError
-from modgap.io import atomic_path, read_json, save_npy_atomic, sha256_file, write_json_atomic, write_text_atomic
+from modgap.io import (
+    atomic_path,
+    clean_stale_temps,
+    folder_lock,
+    read_json,
+    save_npy_atomic,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 from modgap.provenance import environment
 from modgap.validate import check_embeddings
 
@@ -42,6 +51,7 @@ FORMAT_VERSION = 1
 MODALITIES = ("image", "text")
 SHARD_DIR = ".shards"
 META = "meta.json"
+LOCK = ".extract.lock"
 
 
 class ManifestError(ModgapError):
@@ -283,6 +293,25 @@ def extract_split(
     fingerprint = inputs.fingerprint()
 
     out.mkdir(parents=True, exist_ok=True)
+    # One extraction per folder: a second concurrent run fails at once instead of racing on the shards.
+    with folder_lock(out / LOCK):
+        # kill -9 skips atomic_path's cleanup: full-size .image.npy.*.tmp files would stay forever.
+        for stale in [*clean_stale_temps(out), *clean_stale_temps(out / SHARD_DIR)]:
+            log.info("removed %s left by a killed run", stale)
+        return _extract_locked(manifest_path, inputs, fingerprint, encoder_spec, out, batch_size, shard_rows, progress)
+
+
+def _extract_locked(
+    manifest_path: Path,
+    inputs: SplitInputs,
+    fingerprint: str,
+    encoder_spec: EncoderSpec | Mapping[str, Any] | OpenClipEncoder,
+    out: Path,
+    batch_size: int,
+    shard_rows: int,
+    progress: bool,
+) -> dict[str, Any]:
+    split = inputs.split
     (out / META).unlink(missing_ok=True)  # from here on the directory is "in progress"
 
     encoder = _as_encoder(encoder_spec)

@@ -38,6 +38,7 @@ from modgap.gap.marginal import Marginal, MarginalStats
 from modgap.gap.paired import aniso_summary, coverage, frame_summary, paired_moments
 from modgap.gap.phantom import phantom_summary
 from modgap.io import atomic_path, write_json_atomic, write_text_atomic
+from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Int, Num, Rule, check_params
 from modgap.provenance import environment
 from modgap.stats.spectral import eigh_desc, kappa_eff, sin_theta, top_eigvecs
 
@@ -94,8 +95,30 @@ def register_model(embed_dim: int = 64) -> str:
     return name
 
 
+# Types and ranges of DEFAULT_PARAMS (keys not listed take their default's type).
+PARAM_RULES: dict[str, Rule] = {
+    "embed_dim": Int(2),
+    "batch_size": Int(2),  # InfoNCE needs a negative
+    "lr": POSITIVE,
+    "init_temperature": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "warmup_fraction": Num(0, 1),
+    "freeze_fraction": Num(0, 1),
+    "window_fraction": FRACTION,
+    "frame_energy": FRACTION,
+    "min_probe_factor": Num(1),
+    "probe_splits": Rule("str_list"),
+    "train_splits": Rule("str_list"),
+    "root": Rule("str", nullable=True),
+    **dict.fromkeys(("steps", "log_every", "aa_every", "phantom_mc", "max_probe", "threads"), COUNT),
+    "seed": SEED,
+}
+
+
 def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    return merge_with_defaults(DEFAULT_PARAMS, overrides, "gap dynamics params")
+    params = merge_with_defaults(DEFAULT_PARAMS, overrides, "gap dynamics params")
+    check_params(params, DEFAULT_PARAMS, PARAM_RULES, "gap dynamics params")
+    return params
 
 
 def load_split(manifest: Path, splits: list[str], root: Path, size: int) -> tuple[np.ndarray, list[str]]:

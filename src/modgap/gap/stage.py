@@ -24,10 +24,12 @@ from modgap.gap.marginal import marginal_stats
 from modgap.gap.paired import REPORT_K, aniso_summary, frame_summary, paired_moments, residual_arrays
 from modgap.gap.phantom import phantom_summary
 from modgap.gap.transforms import ALPHA_GRID, diagnostic_transforms
-from modgap.io import atomic_path, sha256_file, write_json_atomic
+from modgap.io import save_npz_atomic, sha256_file, staged_dir, write_json_atomic
+from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, SEED, Int, Rule, check_params
 from modgap.provenance import environment
 from modgap.stats.moments import DEFAULT_CHUNK_ROWS, open_embeddings
 from modgap.stats.spectral import top_eigvecs
+from modgap.validate import check_id_file, open_matrix
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,42 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+# Types and ranges of DEFAULT_PARAMS (keys not listed take their default's type).
+PARAM_RULES: dict[str, Rule] = {
+    "frame_energy": FRACTION,
+    "frame_rank": Int(1, nullable=True),
+    "aa_frame_ridge": NON_NEGATIVE,
+    "eta_ranks": Rule("int_list", lo=1),
+    "report_k": Rule("int_list", lo=1),
+    "alphas": Rule("number_list", lo=0, hi=1),
+    **dict.fromkeys(
+        ("random_draws", "oracle_k", "knn_k", "mixing_shuffles", "transform_max_pairs", "phantom_mc",
+         "phantom_max_rows", "chunk_rows"),
+        COUNT,
+    ),
+    "seed": SEED,
+}
+
+
 def merge_params(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    return merge_with_defaults(DEFAULT_PARAMS, overrides, "gap params")
+    params = merge_with_defaults(DEFAULT_PARAMS, overrides, "gap params")
+    check_params(params, DEFAULT_PARAMS, PARAM_RULES, "gap params")
+    return params
 
 
-def _split_files(split_dir: Path, paired: bool) -> tuple[Path, Path]:
+def _split_files(split_dir: Path, paired: bool, dim: int | None = None) -> tuple[Path, Path]:
+    """The split's two matrices, checked before any statistic is computed: readable ``.npy`` headers,
+    one shared dimension, one id per row, and (paired) the same ids in the same order."""
     image, text = split_dir / "image.npy", split_dir / "text.npy"
-    for path in (image, text):
-        if not path.exists():
-            raise InvalidEmbeddingsError(f"{path}: embedding file does not exist")
-    if paired:
-        ids = [split_dir / f"{m}_ids.txt" for m in ("image", "text")]
-        if all(p.exists() for p in ids) and ids[0].read_text() != ids[1].read_text():
-            raise InvalidEmbeddingsError(f"{split_dir}: image_ids.txt and text_ids.txt differ: not a paired split")
+    # Two rows per matrix at least: a covariance (and every spectrum below) of one row is zero.
+    x = open_matrix(image, dim=dim, min_rows=2)
+    y = open_matrix(text, dim=x.shape[1], min_rows=2)
+    image_ids = check_id_file(split_dir / "image_ids.txt", x.shape[0])
+    text_ids = check_id_file(split_dir / "text_ids.txt", y.shape[0])
+    if paired and x.shape[0] != y.shape[0]:
+        raise InvalidEmbeddingsError(f"{split_dir}: {x.shape[0]} image rows but {y.shape[0]} text rows (paired split)")
+    if paired and image_ids is not None and text_ids is not None and image_ids != text_ids:
+        raise InvalidEmbeddingsError(f"{split_dir}: image_ids.txt and text_ids.txt differ: not a paired split")
     return image, text
 
 
@@ -79,7 +104,7 @@ def compute_gap_stats(
     """All static gap statistics of one encoder x dataset; returns (JSON-able dict, arrays)."""
     chunk = int(params["chunk_rows"])
     s_img, s_txt = _split_files(stats_dir, paired=False)
-    d_img, d_txt = _split_files(diag_dir, paired=True)
+    d_img, d_txt = _split_files(diag_dir, paired=True, dim=open_matrix(s_img).shape[1])
 
     log.info("marginal statistics on %s", stats_dir)
     marg = marginal_stats(s_img, s_txt, image_name=str(s_img), text_name=str(s_txt), chunk_rows=chunk)
@@ -188,8 +213,9 @@ def run_stats(
             "phantom": "Z = T_mu(y) on the statistics set; formula/MC with mu = mu_x, Sigma = Sigma_y",
         },
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "spectra.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    write_json_atomic(out_dir / "stats.json", result)
+    # Both files or neither: written into a staged folder that replaces out_dir at the end, after the
+    # finiteness checks (a NaN anywhere fails naming its key or array, and nothing is written).
+    with staged_dir(out_dir) as tmp:
+        save_npz_atomic(tmp / "spectra.npz", arrays)
+        write_json_atomic(tmp / "stats.json", result)
     return result

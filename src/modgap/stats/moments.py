@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modgap.errors import InvalidEmbeddingsError
 from modgap.validate import check_embeddings
 
 DEFAULT_CHUNK_ROWS = 16384
@@ -28,10 +29,13 @@ def open_embeddings(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
         return source
     path = Path(source)
     if not path.exists():
-        from modgap.errors import InvalidEmbeddingsError
-
         raise InvalidEmbeddingsError(f"{path}: embedding file does not exist")
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # truncated (mmap longer than the file), not .npy at all, or an object array (pickle)
+        raise InvalidEmbeddingsError(f"{path}: cannot read as .npy: {' '.join(str(exc).split())}") from None
+    return array
 
 
 def iter_chunks(
@@ -96,6 +100,11 @@ class MomentAccumulator:
         # Un-normalised streams (e.g. paired differences x - y) may legitimately contain zero rows.
         if not np.isfinite(sq).all() or (self.normalise and not sq.all()):
             check_embeddings(chunk, self.name, dim=self.dim, start_row=start_row, allow_zero_rows=not self.normalise)
+            if not np.isfinite(sq).all():  # finite entries whose squares overflow (e.g. rows scaled by 1e200)
+                row = start_row + int(np.flatnonzero(~np.isfinite(sq))[0])
+                raise InvalidEmbeddingsError(
+                    f"{self.name}: squared row norm overflows float64 at row {row}; rescale the embeddings"
+                )
 
     def _update_mean(self, chunk: np.ndarray, start_row: int) -> MomentAccumulator:
         """Mean-only pass: float64 conversion, norms and the weighted column sum (a GEMV) run on

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     config = subparsers.add_parser("config", help="validate a configuration file")
     config.add_argument("path", nargs="?", default="config/config.yaml")
     config.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+    config.add_argument(
+        "--overlay", action="append", default=[], metavar="YAML",
+        help="merged over PATH as `snakemake --configfile PATH YAML` merges it (repeatable), e.g. config/paper/x.yaml",
+    )
     config.set_defaults(func=_check_config)
 
 
@@ -57,6 +61,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from modgap.config import load_config
 
-    load_config(args.path, args.schema)
-    print(f"{args.path}: valid")
+    load_config(args.path, args.schema, overlays=args.overlay)
+    print(f"{' + '.join([args.path, *args.overlay])}: valid")
     return 0

@@ -102,6 +102,9 @@ class AnisoAlign(CentroidCalibrated):
 
     method = "anisoalign"
     min_fit_rows = 2
+
+    def _min_fit_rows(self, dim: int) -> int:
+        return dim + 1  # the frame is the eigenbasis of a d x d covariance: d + 1 rows for full rank
     PARAMS: ClassVar[dict[str, Param]] = PARAMS
 
     def _check_params(self):
