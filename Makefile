@@ -13,7 +13,7 @@ LOCK_DATE ?= 2026-12-01
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --exclude-newer $(LOCK_DATE) --quiet \
 	--custom-compile-command 'make lock'
-EXTRAS := workflow,mllm,dev,eval
+EXTRAS := workflow,cluster,mllm,dev,eval
 
 .PHONY: install pipeline test lint lock
 install: $(VENV)/.installed

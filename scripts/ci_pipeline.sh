@@ -24,12 +24,13 @@ run_once() {
   local dest=$1 start end
   copy_checkout "$dest"
   start=$(date +%s)
-  (cd "$dest" && PATH="$bin:$PATH" snakemake) > "$dest.log" 2>&1 || {
+  # PYTHONPATH: the copy runs its own sources, not those the venv's editable install points at.
+  (cd "$dest" && PYTHONPATH="$dest/src" PATH="$bin:$PATH" snakemake) > "$dest.log" 2>&1 || {
     tail -n 80 "$dest.log"; echo "ci_pipeline: snakemake failed in $dest (log: $dest.log)" >&2; exit 1; }
   end=$(date +%s)
   grep -E "^[0-9]+ of [0-9]+ steps \(100%\) done" "$dest.log" | tail -n 1
   echo "ci_pipeline: cold run in $dest took $((end - start)) s"
-  if ! (cd "$dest" && PATH="$bin:$PATH" snakemake -n 2>&1) | grep -q "Nothing to be done"; then
+  if ! (cd "$dest" && PYTHONPATH="$dest/src" PATH="$bin:$PATH" snakemake -n 2>&1) | grep -q "Nothing to be done"; then
     echo "ci_pipeline: snakemake -n after the run still has jobs to do" >&2; exit 1
   fi
 }

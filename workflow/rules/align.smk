@@ -19,6 +19,9 @@ rule align_method:
         method_params=lambda wc: as_json(config["align"]["methods"][wc.method]),
         splits=ALIGN_SPLITS,
         seed=config["seed"],
+    threads: rule_threads("align_method")
+    resources:
+        **rule_resources("align_method"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -42,6 +45,9 @@ rule align_study:
     params:
         command=lambda wc: STUDY_COMMANDS[wc.study],
         options=lambda wc: study_options(wc.study),
+    threads: rule_threads("align_study")
+    resources:
+        **rule_resources("align_study"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -70,6 +76,9 @@ rule align_report:
             "Alignment", "align_figures",
         ),
         metrics="results/metrics/align/{enc}/{ds}.json",
+    threads: rule_threads("align_report")
+    resources:
+        **rule_resources("align_report"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -249,3 +249,23 @@ def in_report(paths, category, caption):
         shown = p.endswith((".png", ".csv"))
         marked.append(report(p, caption=f"../report/{caption}.rst", category=category) if shown else p)
     return marked
+
+
+# Resources per rule, from the config's `resources` section (workflow/schemas): `default`, then
+# `rules.<rule>`. threads, mem_mb and runtime (minutes) size local and cluster jobs; gpu > 0 makes a
+# SLURM job ask for GPUs (--gpus) and, with the local-gpu profile's `resources: gpu=N`, stops Snakemake
+# from starting more GPU jobs at once than there are GPUs.
+RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
+
+
+def resources_of(rule):
+    spec = config.get("resources", {})
+    return {**RESOURCE_DEFAULTS, **spec.get("default", {}), **spec.get("rules", {}).get(rule, {})}
+
+
+def rule_threads(rule):
+    return resources_of(rule)["threads"]
+
+
+def rule_resources(rule):
+    return {k: v for k, v in resources_of(rule).items() if k != "threads"}

@@ -10,6 +10,9 @@ rule prepare_dataset:
     params:
         dataset=lambda wc: as_json(config["datasets"][wc.ds]),
         seed=config["seed"],
+    threads: rule_threads("prepare_dataset")
+    resources:
+        **rule_resources("prepare_dataset"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -15,6 +15,9 @@ rule extract_embeddings:
         device=config["embed"]["device"],
         precision=config["embed"]["precision"],
         shard_rows=config["embed"]["shard_rows"],
+    threads: rule_threads("extract_embeddings")
+    resources:
+        **rule_resources("extract_embeddings"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -14,6 +14,9 @@ rule train_encoder:
         metrics="results/encoders/{enc}/diag_metrics.json",
     params:
         train=lambda wc: as_json(lit_params(wc.enc)),
+    threads: rule_threads("train_encoder")
+    resources:
+        **rule_resources("train_encoder"),
     conda:
         "../envs/modgap.yaml"
     log:

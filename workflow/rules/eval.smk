@@ -14,6 +14,9 @@ rule eval_suite:
         suite=as_json(EVAL["suite"]),
         model=lambda wc: config["encoders"][wc.enc]["model"],
         pretrained=lambda wc: encoder_checkpoint(wc.enc),
+    threads: rule_threads("eval_suite")
+    resources:
+        **rule_resources("eval_suite"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -42,7 +45,9 @@ rule eval_model:
         max_new_tokens=as_json(EVAL.get("max_new_tokens", {})),
         bootstrap=EVAL.get("bootstrap", 1000),
         seed=config["seed"],
-    threads: 1
+    threads: rule_threads("eval_model")
+    resources:
+        **rule_resources("eval_model"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -76,6 +81,9 @@ rule eval_lmms:
         batch_size=EVAL.get("lmms_eval", {}).get("batch_size", 16),
         device=EVAL.get("lmms_eval", {}).get("device", "cpu"),
         seed=config["seed"],
+    threads: rule_threads("eval_lmms")
+    resources:
+        **rule_resources("eval_lmms"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -112,6 +120,9 @@ rule eval_report:
         runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
         regimes=as_json(MLLM_REGIMES),
         llm=MLLM_LLM,
+    threads: rule_threads("eval_report")
+    resources:
+        **rule_resources("eval_report"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -136,6 +147,9 @@ rule claims:
     params:
         runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
         tier=config["report"]["tier"],
+    threads: rule_threads("claims")
+    resources:
+        **rule_resources("claims"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -12,6 +12,9 @@ rule gap_stats:
         spectra="results/gap/{enc}/{ds}/spectra.npz",
     params:
         gap=as_json(config["gap"]["params"]),
+    threads: rule_threads("gap_stats")
+    resources:
+        **rule_resources("gap_stats"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -33,7 +36,9 @@ rule gap_dynamics:
         summary="results/gap/dynamics/{ds}/summary.json",
     params:
         dynamics=as_json(config["gap"]["dynamics"]["params"]),
-    threads: 1
+    threads: rule_threads("gap_dynamics")
+    resources:
+        **rule_resources("gap_dynamics"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -58,6 +63,9 @@ rule gap_report:
     params:
         runs=lambda wc, input: [os.path.dirname(p) for p in input.stats],
         dynamics=lambda wc, input: [os.path.dirname(p) for p in input.dynamics],
+    threads: rule_threads("gap_report")
+    resources:
+        **rule_resources("gap_report"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -16,7 +16,9 @@ rule mllm_stage1:
         launcher=mllm_launcher(),
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, wc.source),
-    threads: 1
+    threads: rule_threads("mllm_stage1")
+    resources:
+        **rule_resources("mllm_stage1"),
     conda:
         "../envs/modgap.yaml"
     log:
@@ -43,7 +45,9 @@ rule mllm_stage2:
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, config["mllm"]["regimes"][wc.regime]["stage2"]),
         init_from=lambda wc, input: os.path.dirname(input.stage1[0]) if input.stage1 else "none",
-    threads: 1
+    threads: rule_threads("mllm_stage2")
+    resources:
+        **rule_resources("mllm_stage2"),
     conda:
         "../envs/modgap.yaml"
     log:

@@ -22,6 +22,9 @@ rule encoder_report:
         runs=as_json([{"encoder": e, "dataset": d} for e, d in RUNS]),
         pca_split=config["report"]["pca_split"],
         seed=config["seed"],
+    threads: rule_threads("encoder_report")
+    resources:
+        **rule_resources("encoder_report"),
     conda:
         "../envs/modgap.yaml"
     log:
