@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,13 @@ def _check_datasets(config: Mapping[str, Any], base: Path) -> None:
     from modgap.data.config import normalise_dataset_config
 
     for name, dataset in config["datasets"].items():
-        normalise_dataset_config(dataset, where=f"datasets.{name}")  # what `modgap data prepare` will check
         _check_dataset_files(name, dataset, base)
         _check_split_sizes(name, dataset, base)
+        try:
+            normalise_dataset_config(dataset, where=f"datasets.{name}")  # what `modgap data prepare` checks
+        except ConfigError as exc:
+            # "datasets.x: key 'a.b': ..." -> "datasets.x.a.b: ...", the dotted form every other error uses
+            raise ConfigError(re.sub(r"^(datasets\.[^:]+): key '([^']+)': ", r"\1.\2: ", str(exc))) from None
 
 
 def _check_dataset_files(name: str, dataset: Mapping[str, Any], base: Path) -> None:

@@ -78,3 +78,21 @@ def check_id_file(ids_path: Path, rows: int) -> list[str] | None:
     if len(ids) != rows:
         raise InvalidEmbeddingsError(f"{ids_path}: {len(ids)} ids for {rows} rows of the matching .npy")
     return ids
+
+
+def scan_rows(array: np.ndarray, name: str, chunk_rows: int = 16384) -> None:
+    """One streamed pass: every row finite, non-zero and with a squared norm that fits in float64.
+
+    Stages run it on each input before computing anything, so a bad row fails up front with its row
+    number instead of turning into NaN deep inside a statistic (rows scaled by 1e200 are finite, but
+    their norms overflow and normalise to 0/0).
+    """
+    for start in range(0, array.shape[0], chunk_rows):
+        block = np.asarray(array[start : start + chunk_rows])
+        wide = block.astype(np.float64)
+        sq = np.einsum("ij,ij->i", wide, wide)
+        if np.isfinite(sq).all() and sq.all():
+            continue
+        check_embeddings(block, name, start_row=start)  # names NaN/Inf/zero rows
+        row = start + int(np.flatnonzero(~np.isfinite(sq))[0])
+        raise InvalidEmbeddingsError(f"{name}: squared row norm overflows float64 at row {row}; rescale the embeddings")

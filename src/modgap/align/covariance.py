@@ -12,7 +12,7 @@ from modgap.align.baselines import CHUNK
 from modgap.align.calibrated import CentroidCalibrated, stream_moments
 from modgap.align.frame import fixed_frame
 from modgap.align.source import unit_rows_unchecked
-from modgap.errors import ConfigError
+from modgap.errors import ConfigError, InvalidEmbeddingsError
 from modgap.stats.symmat import eigh_desc, relative_ridge, sym_power
 
 RIDGE = Param(
@@ -25,6 +25,10 @@ RIDGE = Param(
 def _covs(method: CentroidCalibrated, images, texts):
     ix = stream_moments(images, method.chunk_rows, with_cov=True)
     ty = stream_moments(texts, method.chunk_rows, with_cov=True)
+    for src, cov in ((images, ix.cov), (texts, ty.cov)):
+        # The relative ridge is a fraction of tr(Sigma): a set of identical rows has no scale to match.
+        if not np.trace(cov) > 0:
+            raise InvalidEmbeddingsError(f"{src.name}: all rows are identical (zero covariance); cannot match scales")
     return ix.mean, ix.cov, ty.mean, ty.cov
 
 

@@ -29,7 +29,7 @@ from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, SEED, Int, Rule, ch
 from modgap.provenance import environment
 from modgap.stats.moments import DEFAULT_CHUNK_ROWS, open_embeddings
 from modgap.stats.spectral import top_eigvecs
-from modgap.validate import check_id_file, open_matrix
+from modgap.validate import check_id_file, open_matrix, scan_rows
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ def _split_files(split_dir: Path, paired: bool, dim: int | None = None) -> tuple
         raise InvalidEmbeddingsError(f"{split_dir}: {x.shape[0]} image rows but {y.shape[0]} text rows (paired split)")
     if paired and image_ids is not None and text_ids is not None and image_ids != text_ids:
         raise InvalidEmbeddingsError(f"{split_dir}: image_ids.txt and text_ids.txt differ: not a paired split")
+    scan_rows(x, str(image))
+    scan_rows(y, str(text))
     return image, text
 
 
