@@ -69,6 +69,12 @@ def register(subparsers: Any) -> None:
     claims.add_argument("--encoder", default=None, help="results/metrics/encoder.json")
     claims.add_argument("--align-metrics-root", default="results/metrics/align")
     claims.add_argument("--eval", default=None, help="results/metrics/eval.json")
+    claims.add_argument("--embeddings-root", default=None,
+                        help="results/embeddings: compute the nulls and bootstrap intervals from the embeddings")
+    claims.add_argument("--align-root", default="results/align", help="per-method substitutes (diag split)")
+    claims.add_argument("--gap-root", default="results/gap", help="stats.json + spectra.npz per run")
+    claims.add_argument("--null-boot", type=int, default=300, help="bootstrap resamples of the diagnostic pairs")
+    claims.add_argument("--null-seed", type=int, default=0)
     claims.add_argument("--markdown-out", required=True)
     claims.add_argument("--metrics-out", required=True)
     claims.set_defaults(func=_claims)
@@ -167,11 +173,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _claims(args: argparse.Namespace) -> int:
     from modgap.evaluation.claims import write_claims_report
+    from modgap.evaluation.claims_nulls import NullConfig
 
     counts = write_claims_report(
         json.loads(args.runs), tier=args.tier, gap=args.gap, encoder=args.encoder,
         align_metrics_root=args.align_metrics_root, eval_metrics=args.eval, markdown_out=args.markdown_out,
-        metrics_out=args.metrics_out,
+        metrics_out=args.metrics_out, embeddings_root=args.embeddings_root, align_root=args.align_root,
+        gap_root=args.gap_root, null_config=NullConfig(boot=args.null_boot, seed=args.null_seed),
     )
     print(json.dumps(counts, sort_keys=True))
     return 0
