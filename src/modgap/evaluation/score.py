@@ -48,7 +48,16 @@ def score_records(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000
     accuracies = [out["pope"]["accuracy"]] if "pope" in out else []
     accuracies += [out["choice"]["circular_accuracy"]] if "choice" in out else []
     out["avg"] = float(np.mean(accuracies)) if accuracies else None
+    out["parse_rate"] = parse_rate(by_task["pope"] + by_task["choice"])
     return out
+
+
+def parse_rate(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Share of rule-scored answers (POPE, MC) the parser could read: below ~0.9 an accuracy mostly
+    counts unparsed answers as wrong, so a claim built on it is not measurable."""
+    if not records:
+        return None
+    return float(np.mean([r["parsed"] is not None for r in records]))
 
 
 def _caption(rows: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
