@@ -37,7 +37,6 @@ from modgap.stats.mixing import binary_entropy
 from modgap.stats.spectral import (
     anisotropy_ratio,
     eigh_desc,
-    haar_subspace,
     log_spectral_correlation,
     overlap_curve,
     participation_ratio,
@@ -58,8 +57,8 @@ PHANTOM_SMALL_NOISE = 0.1  # eps^2 = tr(Sigma)/||mu||^2 below which the second-o
 class NullConfig:
     draws: int = 200  # cheap draws (isotropic residuals, random directions/subspaces)
     shuffles: int = 20  # draws that rerun the full paired pipeline
-    boot: int = 300  # bootstrap resamples of the diagnostic pairs
-    pairs: int = 20_000  # random (i, j) pairs for Psi and JS inside each resample
+    boot: int = 200  # bootstrap resamples of the diagnostic pairs
+    pairs: int = 10_000  # random (i, j) pairs for Psi and JS inside each resample
     knn_k: int = 20
     seed: int = 0
 
@@ -96,7 +95,7 @@ def isotropic_residual_null(n: int, d: int, rank_u: int, draws: int, seed: int) 
         r = rng.standard_normal((n, d))
         r -= r.mean(0)
         cov = r.T @ r / n
-        for k, v in residual_spectrum_stats(eigh_desc(cov)[0], d).items():
+        for k, v in residual_spectrum_stats(np.linalg.eigvalsh(cov)[::-1], d).items():
             stats[k].append(v)
         diag = np.diag(cov)
         stats["tr_V_over_U"].append(float(diag[rank_u:].sum() / diag[:rank_u].sum()))
@@ -123,7 +122,7 @@ def random_subspace_coverage_null(sigma_r: np.ndarray, ranks: Sequence[int], dra
     for _ in range(draws):
         excess = []
         for r in ranks:
-            q = haar_subspace(d, r, rng)
+            q = np.linalg.qr(rng.standard_normal((d, r)))[0]  # Haar: Q of a Gaussian matrix
             excess.append(float(np.sum((sigma_r @ q) * q)) / total - r / d)
         mins.append(min(excess))
     return summarise(mins, "null.random_subspace.eta_U_excess")
@@ -287,31 +286,35 @@ def _psi(y: np.ndarray, z: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
     return float(np.corrcoef(np.sum(y[i] * y[j], 1), np.sum(z[i] * z[j], 1))[0, 1])
 
 
-def metric_on(view: MethodView, x: np.ndarray, y: np.ndarray, idx: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
-              img_eig: np.ndarray, wanted: Sequence[str], seed: int) -> dict[str, float]:
-    """The ordering metrics of one method on the resampled pairs ``idx`` (k-NN graphs stay those of
-    the full set: resampling them would make duplicates their own neighbours)."""
-    out: dict[str, float] = {}
-    for m in wanted:
-        if m == "delta_mu":
-            out[m] = float(np.linalg.norm(view.diff[idx].mean(0)))
-        elif m == "Phi":
-            out[m] = float(view.phi[idx].mean())
-        elif m.startswith("Omega_"):
-            out[m] = float(view.omega[int(m.split("_")[1])][idx].mean())
-        elif m == "M_X":
-            out[m] = float(view.mix_x[idx].mean())
-        elif m == "M_Z":
-            out[m] = float(view.mix_z[idx].mean())
-        elif m == "mixing_rate":
-            out[m] = float(view.other[idx].mean() / 2)
-        elif m == "Psi":
-            out[m] = _psi(y, view.z, idx[pairs[0]], idx[pairs[1]])
-        elif m == "js":
-            out[m] = float(cosine_js(view.z[idx], x[idx], n_pairs=len(pairs[0]), seed=seed)["js_nats"])
-        elif m == "alpha":
-            out[m] = spectrum_exponent(view.z[idx], img_eig)["alpha"]
-    return out
+def per_pair(view: MethodView, metric: str) -> np.ndarray | None:
+    """The per-pair contributions whose mean is ``metric`` (None for set-level metrics)."""
+    if metric == "Phi":
+        return view.phi
+    if metric.startswith("Omega_"):
+        return view.omega[int(metric.split("_")[1])]
+    return {"M_X": view.mix_x, "M_Z": view.mix_z, "mixing_rate": view.other / 2}.get(metric)
+
+
+def boot_values(view: MethodView, metric: str, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
+                pairs: Sequence[tuple[np.ndarray, np.ndarray]], img_eig: np.ndarray, seed: int) -> np.ndarray:
+    """``metric`` of one method on each resample (row of ``idx``). k-NN graphs stay those of the full
+    set: resampling them would make duplicated pairs their own neighbours."""
+    values = per_pair(view, metric)
+    if values is not None:
+        return values[idx].mean(axis=1)
+    if metric == "delta_mu":
+        return np.linalg.norm(view.diff[idx].mean(axis=1), axis=1)
+    out = []
+    for b, (rows, (i, j)) in enumerate(zip(idx, pairs, strict=True)):
+        if metric == "Psi":
+            out.append(_psi(y, view.z, rows[i], rows[j]))
+        elif metric == "js":
+            out.append(cosine_js(view.z[rows], x[rows], n_pairs=len(i), seed=seed + b)["js_nats"])
+        elif metric == "alpha":
+            out.append(spectrum_exponent(view.z[rows], img_eig)["alpha"])
+        else:
+            raise ValueError(f"no bootstrap for metric {metric!r}")
+    return np.asarray(out, dtype=float)
 
 
 def _resample_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +324,8 @@ def _resample_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.
 
 def bootstrap_orderings(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray],
                         orderings: Iterable[tuple[str, str, str]], cfg: NullConfig) -> dict[str, float]:
-    """95 % percentile intervals of metric(a) - metric(b) over paired resamples of the diag pairs.
+    """95 % percentile intervals of metric(a) - metric(b) over paired resamples of the diag pairs
+    (the same resampled pairs for both methods).
 
     Keys ``boot.align.<a>.<m>-align.<b>.<m>.{lo,hi,point}``; ``point`` is the full-sample difference
     of this recomputation (a check against the align stage's own number)."""
@@ -333,25 +337,27 @@ def bootstrap_orderings(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, 
     ny = {kk: knn(y, kk) for kk in (cfg.knn_k, 10)}
     methods = sorted({m for a, b, _ in orderings for m in (a, b)})
     views = {m: method_view(x, y, substitutes[m], ny, cfg.knn_k, 20, cfg.seed) for m in methods}
-    wanted = {m: sorted({metric for a, b, metric in orderings if m in (a, b)}) for m in methods}
     img_eig = eigh_desc(np.cov(x.T, bias=True))[0]
     rng = np.random.default_rng(cfg.seed)
-    full = np.arange(n)
-    full_pairs = _resample_pairs(n, cfg.pairs, rng)
-    point = {m: metric_on(views[m], x, y, full, full_pairs, img_eig, wanted[m], cfg.seed) for m in methods}
-    boots: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
-    for b in range(cfg.boot):
-        idx = rng.integers(0, n, n)
-        pairs = _resample_pairs(n, cfg.pairs, rng)
-        for m in methods:
-            boots[m].append(metric_on(views[m], x, y, idx, pairs, img_eig, wanted[m], cfg.seed + b))
+    full, full_pairs = np.arange(n)[None, :], [_resample_pairs(n, cfg.pairs, rng)]
+    idx = rng.integers(0, n, (cfg.boot, n))
+    pairs = [_resample_pairs(n, cfg.pairs, rng) for _ in range(cfg.boot)]
+    cache: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
+
+    def values(method: str, metric: str) -> tuple[float, np.ndarray]:
+        if (method, metric) not in cache:
+            point = boot_values(views[method], metric, x, y, full, full_pairs, img_eig, cfg.seed)[0]
+            cache[method, metric] = (float(point), boot_values(views[method], metric, x, y, idx, pairs, img_eig,
+                                                               cfg.seed))
+        return cache[method, metric]
+
     out: dict[str, float] = {}
     tail = (1 - CI_LEVEL) / 2
     for a, b, metric in orderings:
-        diffs = np.array([ra[metric] - rb[metric] for ra, rb in zip(boots[a], boots[b], strict=True)])
+        (pa, va), (pb, vb) = values(a, metric), values(b, metric)
         key = f"boot.align.{a}.{metric}-align.{b}.{metric}"
-        out[f"{key}.lo"], out[f"{key}.hi"] = (float(np.quantile(diffs, q)) for q in (tail, 1 - tail))
-        out[f"{key}.point"] = point[a][metric] - point[b][metric]
+        out[f"{key}.lo"], out[f"{key}.hi"] = (float(np.quantile(va - vb, q)) for q in (tail, 1 - tail))
+        out[f"{key}.point"] = pa - pb
     return out
 
 
@@ -383,7 +389,7 @@ def c3_sweep(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray]
     c3_orders = [o for o in orderings if "c3" in o[:2]]
     calibrated = calibrate_c3(y, mu_x, mu_y, C3_PAPER_PHI, cfg.seed)
     out: dict[str, float] = {"sweep.c3.calibrated_noise_norm": calibrated, "sweep.c3.d": float(y.shape[1])}
-    quick = NullConfig(draws=cfg.draws, shuffles=cfg.shuffles, boot=max(50, cfg.boot // 3), pairs=cfg.pairs // 2,
+    quick = NullConfig(draws=cfg.draws, shuffles=cfg.shuffles, boot=max(50, cfg.boot // 4), pairs=cfg.pairs // 2,
                        knn_k=cfg.knn_k, seed=cfg.seed)
     for norm in [*norms, *([round(calibrated, 3)] if np.isfinite(calibrated) else [])]:
         subs = {**substitutes, "c3": c3_substitutes(y, mu_x, mu_y, norm, cfg.seed)}

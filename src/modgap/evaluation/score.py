@@ -49,15 +49,17 @@ def score_records(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000
     accuracies += [out["choice"]["circular_accuracy"]] if "choice" in out else []
     out["avg"] = float(np.mean(accuracies)) if accuracies else None
     out["parse_rate"] = parse_rate(by_task["pope"] + by_task["choice"])
+    out["free_parse_rate"] = parse_rate(by_task["pope"] + by_task["choice"], key="parsed_free")
     return out
 
 
-def parse_rate(records: Sequence[Mapping[str, Any]]) -> float | None:
-    """Share of rule-scored answers (POPE, MC) the parser could read: below ~0.9 an accuracy mostly
-    counts unparsed answers as wrong, so a claim built on it is not measurable."""
+def parse_rate(records: Sequence[Mapping[str, Any]], key: str = "parsed") -> float | None:
+    """Share of rule-scored answers (POPE, MC) that are readable: below ~0.9 an accuracy mostly counts
+    unparsed answers as wrong, so a claim built on it is not measurable. ``key='parsed_free'``: the
+    rule parse of the greedy text under constrained scoring (falls back to ``parsed``)."""
     if not records:
         return None
-    return float(np.mean([r["parsed"] is not None for r in records]))
+    return float(np.mean([r.get(key, r["parsed"]) is not None for r in records]))
 
 
 def _caption(rows: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
