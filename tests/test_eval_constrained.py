@@ -63,3 +63,23 @@ def test_unparseable_rambling_is_scored_by_its_choice_not_as_wrong(items, monkey
 def test_unknown_scoring_is_refused(items):
     with pytest.raises(ConfigError, match="scoring"):
         run_items(FakeMLLM(lambda q, e: "yes"), items, None, scoring="loglik")
+
+
+def test_circular_mc_is_not_identically_zero_above_chance(items):
+    """A model that knows the answer for half the images (and answers "A" otherwise) scores above
+    chance on plain MC and about half on circular MC: circular = 0 only follows from near-chance p."""
+    from modgap.evaluation.suite import BenchItem
+
+    truth = {i.uid: i for i in items if isinstance(i, BenchItem) and i.task == "choice"}
+    known = sorted({i.image_id for i in truth.values()})[::2]
+
+    def answer(question, _):
+        item = next(i for i in truth.values() if i.question == question)
+        if item.image_id in known:
+            return item.answer
+        return "A"
+
+    choice = score_records(run_items(FakeMLLM(answer), [i for i in items if i.task == "choice"], None))["choice"]
+    assert choice["accuracy_all_rotations"] > 0.5
+    assert choice["circular_accuracy"] >= len(known) / (2 * len(known) + 1) > 0
+    assert choice["circular_expected_if_independent"] < choice["circular_accuracy"]

@@ -105,6 +105,10 @@ def _choice(rows: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> dic
         "circular_accuracy_ci": bootstrap_ci(circular, resamples=resamples, seed=seed),
         "chance": 1.0 / len(rows[0]["options"]),
         "chance_circular": (1.0 / len(rows[0]["options"])) ** rotations,
+        # Circular MC needs every rotation right: a model at plain accuracy p with rotation-independent
+        # errors expects p^rotations (0.32^4 = 0.01), so 0/n circular at near-chance p is expected,
+        # not a scoring bug; a model that knows an image's answer gets all its rotations right.
+        "circular_expected_if_independent": float(np.mean([r["correct"] for r in rows])) ** rotations,
         "unparsed": float(np.mean([r["parsed"] is None for r in rows])),
         "n_items": len(groups),
         "rotations": rotations,
