@@ -263,3 +263,18 @@ def test_tally_and_markdown_show_all_four_kinds():
     text = render_markdown({"tier": "embedded", "runs": {"e/d": rows}, "counts": {"e/d": tally(rows)},
                             "tally": {"counts": tally(rows)}})
     assert "<!-- claims-tally -->" in text and "null (its value)" in text
+
+
+def test_sweep_rejudges_the_claim_at_each_parameter_value():
+    """A C3 ordering that holds at small noise and is inside the interval at large noise: the sweep
+    shows both verdicts, the headline verdict is the one at the configured C3."""
+    cl = claim("aa-semantics-realign-over-c3")
+    key = "boot.align.realign.Phi-align.c3.Phi"
+    ns = {"align.realign.Phi": 0.93, "align.c3.Phi": 0.90, f"{key}.lo": 0.02, f"{key}.hi": 0.04,
+          f"sweep.c3.0.3.{key}.lo": 0.02, f"sweep.c3.0.3.{key}.hi": 0.04, f"sweep.c3.0.3.{key}.point": 0.03,
+          f"sweep.c3.2.{key}.lo": -0.01, f"sweep.c3.2.{key}.hi": 0.01, f"sweep.c3.2.{key}.point": 0.001}
+    row = evaluate_claims(ns, "embedded", [cl])[0]
+    assert row["verdict"] == HOLDS
+    assert [(s["value"], s["verdict"]) for s in row["sweep"]] == [(0.3, HOLDS), (2.0, UNMEASURABLE)]
+    text = render_markdown({"tier": "embedded", "runs": {"e/d": [row]}, "counts": {"e/d": tally([row])}})
+    assert "Sensitivity to C3 noise norm σ√d" in text

@@ -304,8 +304,8 @@ def sweep_rows(claim: Mapping[str, Any], ns: Mapping[str, float], tier: str) -> 
     if not spec:
         return []
     root = spec["values"] + "."
-    found = sorted({k[len(root):].split(".align.")[0].split(".boot.")[0] for k in ns if k.startswith(root)
-                    and (".align." in k or ".boot." in k)}, key=_as_float)
+    found = sorted({k[len(root):].split(".boot.")[0] for k in ns if k.startswith(root) and ".boot." in k},
+                   key=_as_float)
     rows = []
     for v in found:
         sub = dict(ns)
