@@ -58,6 +58,7 @@ class NullConfig:
     draws: int = 200  # cheap draws (isotropic residuals, random directions/subspaces)
     shuffles: int = 20  # draws that rerun the full paired pipeline
     boot: int = 200  # bootstrap resamples of the diagnostic pairs
+    set_boot: int = 100  # resamples for set-level metrics (Psi, JS, alpha), each a full recomputation
     pairs: int = 10_000  # random (i, j) pairs for Psi and JS inside each resample
     knn_k: int = 20
     seed: int = 0
@@ -347,7 +348,9 @@ def bootstrap_orderings(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, 
     def values(method: str, metric: str) -> tuple[float, np.ndarray]:
         if (method, metric) not in cache:
             point = boot_values(views[method], metric, x, y, full, full_pairs, img_eig, cfg.seed)[0]
-            cache[method, metric] = (float(point), boot_values(views[method], metric, x, y, idx, pairs, img_eig,
+            # set-level metrics (Psi, JS, alpha) recompute per resample: fewer resamples keep the stage fast
+            rows = idx if per_pair(views[method], metric) is not None or metric == "delta_mu" else idx[:cfg.set_boot]
+            cache[method, metric] = (float(point), boot_values(views[method], metric, x, y, rows, pairs, img_eig,
                                                                cfg.seed))
         return cache[method, metric]
 
@@ -389,8 +392,8 @@ def c3_sweep(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray]
     c3_orders = [o for o in orderings if "c3" in o[:2]]
     calibrated = calibrate_c3(y, mu_x, mu_y, C3_PAPER_PHI, cfg.seed)
     out: dict[str, float] = {"sweep.c3.calibrated_noise_norm": calibrated, "sweep.c3.d": float(y.shape[1])}
-    quick = NullConfig(draws=cfg.draws, shuffles=cfg.shuffles, boot=max(50, cfg.boot // 4), pairs=cfg.pairs // 2,
-                       knn_k=cfg.knn_k, seed=cfg.seed)
+    quick = NullConfig(draws=cfg.draws, shuffles=cfg.shuffles, boot=cfg.boot, set_boot=max(30, cfg.set_boot // 3),
+                       pairs=cfg.pairs // 2, knn_k=cfg.knn_k, seed=cfg.seed)
     for norm in [*norms, *([round(calibrated, 3)] if np.isfinite(calibrated) else [])]:
         subs = {**substitutes, "c3": c3_substitutes(y, mu_x, mu_y, norm, cfg.seed)}
         tag = f"sweep.c3.{norm:g}"
@@ -448,7 +451,8 @@ def compute_nulls(enc: str, ds: str, claims: Sequence[Mapping[str, Any]], *, emb
     pm = paired_moments(x, y, frame_rank=rank_u)
     if eta_bases:
         ranks = sorted(eta_bases)
-        _timed(out, "random subspace", lambda: random_subspace_coverage_null(pm.sigma_r, ranks, cfg.draws, cfg.seed))
+        _timed(out, "random subspace",
+               lambda: random_subspace_coverage_null(pm.sigma_r, ranks, max(50, cfg.draws // 2), cfg.seed))
     marg = gap_stats.get("marginal", {})
     if marg:
         n_x, n_y = int(marg["image"]["n"]), int(marg["text"]["n"])
