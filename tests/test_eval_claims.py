@@ -78,13 +78,15 @@ def test_namespace_keys_regimes_by_their_visual_inputs():
 
 def test_mllm_claim_verdict_follows_the_measured_ordering():
     claims = [c for c in load_claims() if c["id"] == "ra-revision-beats-no-align"]
-    def run(realign, identity):
+    def run(realign, identity, parse_rate=1.0):
         evaluation = {"e": {"d": {"regimes": {
-            "r": {"stage1": "realign", "stage2": "image", "avg": realign},
-            "i": {"stage1": "identity", "stage2": "image", "avg": identity}}}}}
+            "r": {"stage1": "realign", "stage2": "image", "avg": realign, "parse_rate": parse_rate},
+            "i": {"stage1": "identity", "stage2": "image", "avg": identity, "parse_rate": 1.0}}}}}
         return evaluate_claims(measurements("e", "d", evaluation=evaluation), "embedded", claims)[0]["verdict"]
     assert run(0.55, 0.50) == HOLDS
     assert run(0.50, 0.55) == FAILS
+    # a compared model whose answers mostly do not parse cannot carry a verdict either way
+    assert run(0.55, 0.50, parse_rate=0.6) == UNMEASURABLE
     missing = evaluate_claims({}, "embedded", claims)[0]
     assert missing["verdict"] == UNMEASURABLE and missing["measured"] is None
 

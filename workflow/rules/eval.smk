@@ -140,7 +140,11 @@ rule claims:
         encoder="results/metrics/encoder.json",
         align=align_targets(),
         eval="results/metrics/eval.json",
-        code=src_files("evaluation"),
+        # the nulls and bootstrap intervals are recomputed from the diag embeddings and substitutes
+        diag=[f"results/embeddings/{e}/{d}/diag/meta.json" for e, d in RUNS],
+        spectra=[f"results/gap/{e}/{d}/spectra.npz" for e, d in RUNS],
+        substitutes=[f"results/align/{e}/{d}/{m}/substitutes/diag.npy" for e, d in RUNS for m in ALIGN_METHODS],
+        code=src_files("evaluation", "align", "gap", "stats"),
     output:
         markdown=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
         metrics="results/metrics/claims.json",
@@ -157,4 +161,5 @@ rule claims:
     shell:
         "modgap eval claims --runs {params.runs:q} --tier {params.tier:q} --gap {input.gap:q}"
         " --encoder {input.encoder:q} --align-metrics-root results/metrics/align --eval {input.eval:q}"
+        " --embeddings-root results/embeddings --align-root results/align --gap-root results/gap"
         " --markdown-out {output.markdown:q} --metrics-out {output.metrics:q} > {log:q} 2>&1"

@@ -34,6 +34,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--bootstrap", type=int, default=1000)
+    run.add_argument("--scoring", choices=("constrained", "free"), default="constrained",
+                     help="POPE/MC: constrained = the option with the highest log-probability (never unparsed); "
+                          "free = rule-parse the greedy text (unparsed counts as wrong)")
     run.add_argument("--out-prefix", required=True, help="writes PREFIX.jsonl (samples) and PREFIX.json (scores)")
     run.set_defaults(func=_run)
 
@@ -69,6 +72,12 @@ def register(subparsers: Any) -> None:
     claims.add_argument("--encoder", default=None, help="results/metrics/encoder.json")
     claims.add_argument("--align-metrics-root", default="results/metrics/align")
     claims.add_argument("--eval", default=None, help="results/metrics/eval.json")
+    claims.add_argument("--embeddings-root", default=None,
+                        help="results/embeddings: compute the nulls and bootstrap intervals from the embeddings")
+    claims.add_argument("--align-root", default="results/align", help="per-method substitutes (diag split)")
+    claims.add_argument("--gap-root", default="results/gap", help="stats.json + spectra.npz per run")
+    claims.add_argument("--null-boot", type=int, default=200, help="bootstrap resamples of the diagnostic pairs")
+    claims.add_argument("--null-seed", type=int, default=0)
     claims.add_argument("--markdown-out", required=True)
     claims.add_argument("--metrics-out", required=True)
     claims.set_defaults(func=_claims)
@@ -143,10 +152,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         mllm = load_mllm(args.model_dir)
     records = run_items(mllm, items, visual, max_new_tokens=parse_json_params(args.max_new_tokens, "max_new_tokens"),
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, scoring=args.scoring)
     scores = score_records(records, resamples=args.bootstrap, seed=args.seed)
     meta = {"model_dir": args.model_dir, "kind": args.kind, "condition": args.condition, "template": mllm.template,
-            "tasks": tasks, "items": len(items), "split": args.split, "decoding": "greedy"}
+            "tasks": tasks, "items": len(items), "split": args.split, "decoding": "greedy",
+            "scoring": args.scoring}
     write_jsonl(f"{args.out_prefix}.jsonl", records)
     write_json_atomic(f"{args.out_prefix}.json", {"meta": meta, "scores": scores})
     print(json.dumps({"avg": scores.get("avg"), **meta}, sort_keys=True))
@@ -167,11 +177,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _claims(args: argparse.Namespace) -> int:
     from modgap.evaluation.claims import write_claims_report
+    from modgap.evaluation.claims_nulls import NullConfig
 
     counts = write_claims_report(
         json.loads(args.runs), tier=args.tier, gap=args.gap, encoder=args.encoder,
         align_metrics_root=args.align_metrics_root, eval_metrics=args.eval, markdown_out=args.markdown_out,
-        metrics_out=args.metrics_out,
+        metrics_out=args.metrics_out, embeddings_root=args.embeddings_root, align_root=args.align_root,
+        gap_root=args.gap_root, null_config=NullConfig(boot=args.null_boot, seed=args.null_seed),
     )
     print(json.dumps(counts, sort_keys=True))
     return 0

@@ -54,9 +54,17 @@ def run_items(
     template: str | None = None,
     max_new_tokens: Mapping[str, int] | None = None,
     batch_size: int = 16,
+    scoring: str = "free",
 ) -> list[dict[str, Any]]:
-    """Greedy answers for every item, parsed and scored, as per-sample records (item order)."""
+    """Greedy answers for every item, parsed and scored, as per-sample records (item order).
+
+    ``scoring='constrained'``: POPE and MC are scored by the option with the highest next-token
+    log-probability (always one of the options, :mod:`modgap.evaluation.constrained`); the greedy text
+    is kept in ``output`` and its rule parse in ``parsed_free`` (the free-text parse rate)."""
     from modgap.mllm.generate import generate
+
+    if scoring not in ("free", "constrained"):
+        raise ConfigError(f"eval scoring must be 'free' or 'constrained', got {scoring!r}")
 
     limits = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
     outputs: list[str | None] = [None] * len(items)
@@ -67,12 +75,34 @@ def run_items(
                            batch_size=batch_size, template=template)
         for k, text in zip(index, answers, strict=True):
             outputs[k] = text
+    chosen = _constrained(mllm, items, visual, batch_size, template) if scoring == "constrained" else {}
     records = []
-    for item, output in zip(items, outputs, strict=True):
+    for k, (item, output) in enumerate(zip(items, outputs, strict=True)):
         parsed = parse_record(item.task, str(output), item.options)
-        records.append({**item.to_json(), "output": output, "parsed": parsed,
-                        "correct": is_correct(item.task, parsed, item.answer)})
+        record = {**item.to_json(), "output": output, "parsed": parsed}
+        if k in chosen:
+            record.update(parsed_free=parsed, parsed=chosen[k], scoring="constrained")
+        record["correct"] = is_correct(item.task, record["parsed"], item.answer)
+        records.append(record)
     return records
+
+
+def _constrained(mllm: Any, items: Sequence[BenchItem], visual: np.ndarray | None, batch_size: int,
+                 template: str | None) -> dict[int, str]:
+    """{item index: chosen option} for the rule-scored tasks (POPE, MC)."""
+    from modgap.evaluation import constrained
+
+    out: dict[int, str] = {}
+    for task in ("pope", "choice"):
+        index = [k for k, i in enumerate(items) if i.task == task]
+        if not index:
+            continue
+        embeddings = None if visual is None else visual[index]
+        options = [constrained.options_for(task, items[k].options) for k in index]
+        answers = constrained.choose(mllm, embeddings, [items[k].question for k in index], options,
+                                     batch_size=batch_size, template=template)
+        out.update(zip(index, answers, strict=True))
+    return out
 
 
 def load_base_llm(stage_dir: str | Path) -> Any:

@@ -48,7 +48,18 @@ def score_records(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000
     accuracies = [out["pope"]["accuracy"]] if "pope" in out else []
     accuracies += [out["choice"]["circular_accuracy"]] if "choice" in out else []
     out["avg"] = float(np.mean(accuracies)) if accuracies else None
+    out["parse_rate"] = parse_rate(by_task["pope"] + by_task["choice"])
+    out["free_parse_rate"] = parse_rate(by_task["pope"] + by_task["choice"], key="parsed_free")
     return out
+
+
+def parse_rate(records: Sequence[Mapping[str, Any]], key: str = "parsed") -> float | None:
+    """Share of rule-scored answers (POPE, MC) that are readable: below ~0.9 an accuracy mostly counts
+    unparsed answers as wrong, so a claim built on it is not measurable. ``key='parsed_free'``: the
+    rule parse of the greedy text under constrained scoring (falls back to ``parsed``)."""
+    if not records:
+        return None
+    return float(np.mean([r.get(key, r["parsed"]) is not None for r in records]))
 
 
 def _caption(rows: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> dict[str, Any]:
@@ -94,6 +105,10 @@ def _choice(rows: Sequence[Mapping[str, Any]], resamples: int, seed: int) -> dic
         "circular_accuracy_ci": bootstrap_ci(circular, resamples=resamples, seed=seed),
         "chance": 1.0 / len(rows[0]["options"]),
         "chance_circular": (1.0 / len(rows[0]["options"])) ** rotations,
+        # Circular MC needs every rotation right: a model at plain accuracy p with rotation-independent
+        # errors expects p^rotations (0.32^4 = 0.01), so 0/n circular at near-chance p is expected,
+        # not a scoring bug; a model that knows an image's answer gets all its rotations right.
+        "circular_expected_if_independent": float(np.mean([r["correct"] for r in rows])) ** rotations,
         "unparsed": float(np.mean([r["parsed"] is None for r in rows])),
         "n_items": len(groups),
         "rotations": rotations,

@@ -20,6 +20,7 @@ from modgap.errors import ModgapError
 from modgap.evaluation.answers import mcnemar
 from modgap.evaluation.io import read_jsonl
 from modgap.evaluation.runner import CONDITIONS
+from modgap.evaluation.score import parse_rate
 from modgap.io import read_json, write_json_atomic
 from modgap.provenance import environment
 from modgap.report.tables import write_table
@@ -59,6 +60,7 @@ def regime_summary(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "choice_accuracy": _get(image, "choice", "accuracy"),
         "choice_circular_accuracy": _get(image, "choice", "circular_accuracy"),
         "avg": image.get("avg"),
+        "parse_rate": image.get("parse_rate"),
     }
     for strategy in ("random", "popular", "adversarial"):
         row[f"pope_{strategy}_accuracy"] = _get(image, "pope", strategy, "accuracy")
@@ -66,6 +68,7 @@ def regime_summary(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for condition, control in scores.items():
         if condition != "image":
             row[f"{condition}_avg"] = control.get("avg")
+            row[f"{condition}_parse_rate"] = control.get("parse_rate")
             if row["avg"] is not None and control.get("avg") is not None:
                 row[f"{condition}_gap"] = row["avg"] - control["avg"]
     return row
@@ -231,7 +234,12 @@ def _run_summary(scores: Mapping[str, Any], regimes: Mapping[str, Mapping[str, A
 def _interval_of(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str,
                  condition: str) -> dict[str, float]:
     path = Path(eval_root) / enc / ds / llm / model / f"{condition}.jsonl"
-    return avg_interval(read_jsonl(path)) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    records = read_jsonl(path)
+    # recomputed from the records, so score files written before parse_rate existed still report it
+    scored = [r for r in records if r.get("task") in ("pope", "choice")]
+    return {**avg_interval(records), "parse_rate": parse_rate(scored)}
 
 
 def _align_geometry(path: Path) -> dict[str, dict[str, float]]:

@@ -390,6 +390,8 @@ def _window_summary(
         "angle_gamma_v1_bar": float(np.degrees(np.arccos(min(1.0, cos)))),
         "window_points": len(window_u),
         "mean_pob_stability_frozen": float(np.nanmean([r["pob_stability"] for r in late])) if late else None,
+        # the whole frozen window, not the last row (at lr = 0 there, stability is 1 trivially)
+        "min_pob_stability_frozen": float(np.nanmin([r["pob_stability"] for r in late])) if late else None,
         "max_leak_minus_sin_theta_frozen": float(max(r["leak_ref"] - r["sin_theta"] for r in late)) if late else None,
     }
 
