@@ -110,8 +110,9 @@ class CapDec(AlignMethod):
     def _check_params(self):
         if self.params["noise"] not in ("gaussian", "uniform_ball"):
             raise ConfigError(f"align method {self.method!r}: noise must be 'gaussian' or 'uniform_ball'")
-        if float(self.params["sigma"]) < 0:
-            raise ConfigError(f"align method {self.method!r}: sigma must be >= 0")
+        sigma = self.params["sigma"]
+        if sigma is None or float(sigma) < 0:
+            raise ConfigError(f"align method {self.method!r}: sigma must be a number >= 0, got {sigma!r}")
 
     def _fit(self, images, texts):
         state = _means(self, images, texts)

@@ -33,7 +33,9 @@ ALIGN_RULES: dict[str, Rule] = {
     "drift_step": POSITIVE,
     "sigma_min": POSITIVE,
     "sigma_max": POSITIVE,
-    "sigma": NON_NEGATIVE,  # noise std; 0 = no noise (an ablation)
+    # noise std; 0 = no noise (an ablation); null = C3's noise_norm / sqrt(d) (CapDec rejects null itself)
+    "sigma": Num(0, nullable=True),
+    "noise_norm": NON_NEGATIVE,
     "stage1_ema": Num(0, 1, hi_open=True),
     **dict.fromkeys(("eps", "polar_eps", "v_eps", "frame_ridge_scale", "ridge_scale"), NON_NEGATIVE),
     "energy": FRACTION,
