@@ -38,8 +38,8 @@ run_once() {
 for i in $(seq 1 "$runs"); do run_once "$work/run$i"; done
 [ "$runs" -ge 2 ] || exit 0
 
-# Compared byte for byte: every JSON/CSV/Markdown/LaTeX result and every alignment state. Figures: PNG
-# bytes are compared and reported; PDFs are written without timestamps (report/figures.py).
+# Required byte-identical: every JSON/CSV/Markdown/LaTeX result, every alignment state, the gap statistics
+# and the embeddings. Figures are compared and reported (PDFs are written without timestamps).
 status=0
 compare() {  # compare <label> <find expression...>
   local label=$1; shift
@@ -53,7 +53,7 @@ compare() {  # compare <label> <find expression...>
     fi
   done <<< "$listed"
   echo "ci_pipeline: $label: $(grep -c . <<< "$listed") files, $differing differ between two cold runs"
-  return $differing
+  [ "$differing" -eq 0 ]
 }
 compare "metrics, tables, claims" \( -path 'results/metrics/*' -o -path 'results/tables/*' -o -name claims.md \) \
   || status=1
@@ -61,5 +61,7 @@ compare "alignment states and diagnostics" -path 'results/align/*' \( -name 'sta
   -o -name '*.npy' \) || status=1
 compare "gap statistics and embeddings" \( -path 'results/gap/*' -o -path 'results/embeddings/*' \) \
   \( -name '*.json' -o -name '*.npy' -o -name '*.npz' -o -name '*.txt' \) || status=1
-compare "figures (PNG, PDF)" -path 'results/figures/*' || status=1
+# Figures are reported, not required: their bytes depend on the font cache and the renderer as well as
+# on the numbers, which the groups above already pin down.
+compare "figures (PNG, PDF), reported only" -path 'results/figures/*' || true
 exit $status

@@ -358,7 +358,6 @@ def run_dynamics(
         "n_probe": int(pr_img.shape[0]),
         "freeze_step": freeze_step,
         "rank_u": frame.rank,
-        "wall_seconds": time.perf_counter() - t_start,
         "final": final,
         "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
         "environment": environment(),
@@ -367,6 +366,8 @@ def run_dynamics(
     write_text_atomic(out_dir / "log.csv", table.to_csv(index=False, float_format="%.10g"))
     _save_npz(out_dir / "arrays.npz", _stack_ragged(per_step) | {"step": table["step"].to_numpy()})
     _save_npz(out_dir / "frame.npz", {"q_u": frame.q_u, "eigs": frame.eigs, "t0": np.array(freeze_step)})
+    # Kept apart from the summary: the time differs between identical runs, the summary must not.
+    write_json_atomic(out_dir / "timing.json", {"wall_seconds": time.perf_counter() - t_start})
     write_json_atomic(out_dir / "summary.json", summary)
     return summary
 
