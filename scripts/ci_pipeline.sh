@@ -8,17 +8,12 @@
 # Environment: VENV (default .venv of this checkout), RUNS (default 2; 1 skips the determinism check).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/modgap-ci.XXXXXX")}
 bin=$(cd "${VENV:-$root/.venv}/bin" && pwd)
 runs=${RUNS:-2}
 
-copy_checkout() {  # tracked and untracked-but-not-ignored files, as a fresh clone would have them
-  local dest=$1
-  mkdir -p "$dest"
-  (cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$dest"
-  cp "$root/config/ci.yaml" "$dest/config/config.yaml"
-}
 
 run_once() {
   local dest=$1 start end

@@ -7,6 +7,8 @@
 # stopped by PID at the end, also on failure. Needs root. Usage: scripts/slurm_ci.sh [WORKDIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/modgap-slurm.XXXXXX")}
 bin=$(cd "${VENV:-$root/.venv}/bin" && pwd)
 state=$work/cluster
@@ -16,12 +18,6 @@ TARGETS=(results/metrics/gap.json "results/align/$ENC/$DS/realign/diagnostics.js
 COMPARED=(resources/datasets/$DS/manifest.parquet results/encoders/$ENC/open_clip.pt results/embeddings
           results/gap/$ENC results/metrics/gap.json results/tables/gap_stats.csv "results/align/$ENC/$DS/realign")
 
-copy_checkout() {
-  mkdir -p "$1"
-  (cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$1"
-  cp "$root/config/ci.yaml" "$1/config/config.yaml"
-}
 
 "$root/scripts/slurm_cluster.sh" start "$state"
 trap '"$root/scripts/slurm_cluster.sh" stop "$state"' EXIT
