@@ -146,10 +146,10 @@ def test_bootstrap_point_matches_the_diagnostics():
     # the C3 sweep's cache: reusing method "a" while "b" is replaced gives what a fresh call gives
     shared: dict = {}
     orders = [("a", "b", "Phi"), ("a", "b", "Psi")]
-    bootstrap_orderings(x, y, subs, orders, NullConfig(boot=5, pairs=500), shared)
+    bootstrap_orderings(x, y, subs, orders, NullConfig(boot=5, set_boot=3, pairs=500), shared)
     other = {**subs, "b": unit(y + 0.9 * rng.standard_normal(y.shape))}
-    cached = bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, pairs=500), shared, fresh=("b",))
-    assert cached == bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, pairs=500))
+    cached = bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, set_boot=3, pairs=500), shared, fresh=("b",))
+    assert cached == bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, set_boot=3, pairs=500))
 
 
 def test_isotropic_residual_null_reproduces_the_review_number():

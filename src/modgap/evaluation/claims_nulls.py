@@ -306,7 +306,7 @@ def boot_values(view: MethodView, metric: str, x: np.ndarray, y: np.ndarray, idx
     if metric == "delta_mu":
         return np.linalg.norm(view.diff[idx].mean(axis=1), axis=1)
     out = []
-    for b, (rows, (i, j)) in enumerate(zip(idx, pairs, strict=True)):
+    for b, (rows, (i, j)) in enumerate(zip(idx, pairs[: len(idx)], strict=True)):
         if metric == "Psi":
             out.append(_psi(y, view.z, rows[i], rows[j]))
         elif metric == "js":
