@@ -143,6 +143,14 @@ def test_bootstrap_point_matches_the_diagnostics():
     for m, value in expect.items():
         assert out[f"boot.align.a.{m}-align.b.{m}.point"] == pytest.approx(value, abs=1e-9), m
 
+    # the C3 sweep's cache: reusing method "a" while "b" is replaced gives what a fresh call gives
+    shared: dict = {}
+    orders = [("a", "b", "Phi"), ("a", "b", "Psi")]
+    bootstrap_orderings(x, y, subs, orders, NullConfig(boot=5, set_boot=3, pairs=500), shared)
+    other = {**subs, "b": unit(y + 0.9 * rng.standard_normal(y.shape))}
+    cached = bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, set_boot=3, pairs=500), shared, fresh=("b",))
+    assert cached == bootstrap_orderings(x, y, other, orders, NullConfig(boot=5, set_boot=3, pairs=500))
+
 
 def test_isotropic_residual_null_reproduces_the_review_number():
     """An isotropic residual with n = 832, d = 256 gives A_r ≈ 2.39 (so a fixed A_r > 2 cannot fail)."""

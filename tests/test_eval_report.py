@@ -65,6 +65,10 @@ def test_report_writes_regimes_probe_and_paper_tables(eval_root):
     assert realign["geometry"]["delta_mu"] == 0.05
     assert metrics["probes"]["realign"]["geometry"]["M_X"] == 0.3
     assert metrics["base_llm"]["pope_accuracy"] == 0.0  # "maybe" is unparseable: wrong, not chance
+    # the parse rate of every model and condition is reported, so claims built on "maybe" are gated
+    assert metrics["base_llm"]["parse_rate"] == 0.0
+    # 32 POPE questions and 16 MC rotations: "yes" parses on POPE only, "B" on MC only
+    assert realign["parse_rate"] == pytest.approx(2 / 3) and realign["blind_parse_rate"] == pytest.approx(1 / 3)
     # "yes" to everything: POPE 0.5 on every resample, circular MC 0 -> the average is exactly 0.25
     assert realign["avg_ci_low"] == realign["avg_ci_high"] == 0.25 and realign["avg_ci_halfwidth"] == 0.0
     assert "blind_avg_ci_halfwidth" in realign

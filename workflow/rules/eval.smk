@@ -143,7 +143,8 @@ rule claims:
         # the nulls and bootstrap intervals are recomputed from the diag embeddings and substitutes
         diag=[f"results/embeddings/{e}/{d}/diag/meta.json" for e, d in RUNS],
         spectra=[f"results/gap/{e}/{d}/spectra.npz" for e, d in RUNS],
-        substitutes=[f"results/align/{e}/{d}/{m}/substitutes/diag.npy" for e, d in RUNS for m in ALIGN_METHODS],
+        substitutes=[f"results/align/{e}/{d}/{m}/substitutes/diag.npy" for e, d in RUNS for m in ALIGN_METHODS
+                     if "diag" in ALIGN_SPLITS],
         code=src_files("evaluation", "align", "gap", "stats"),
     output:
         markdown=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
