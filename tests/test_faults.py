@@ -8,7 +8,8 @@ Each case records its stage in ``TRIED``; the module prints the count tried per 
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -23,9 +24,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from _data_http import FakeServer, serve
+from _extract_fixtures import TinyEnv, build_tiny_env, single_torch_thread
 from conftest import PROJECT_ROOT
 from modgap.cli import main
 from modgap.io import folder_lock
@@ -429,6 +433,9 @@ KILL_HELPER = textwrap.dedent(
     from pathlib import Path
     from modgap.cli import build_parser, main
 
+    if os.environ["TINY"]:
+        from modgap.embed.tiny import register_tiny_model
+        register_tiny_model()
     build_parser()  # imports every stage's commands once, before forking (children inherit them)
     for name in os.environ["WARM"].split(","):
         importlib.import_module(name)
@@ -470,7 +477,9 @@ KILL_HELPER = textwrap.dedent(
             record["completed_at"] = point
             record["exit"] = os.WEXITSTATUS(status)
             break
-        record["after_kill"].append([os.WTERMSIG(status), digest(out)])
+        names = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else None
+        marker = bool(os.environ["MARKER"]) and (out / os.environ["MARKER"]).exists()
+        record["after_kill"].append([os.WTERMSIG(status), digest(out), marker, names])
     print(json.dumps(record))
     """
 )
@@ -478,23 +487,32 @@ KILL_HELPER = textwrap.dedent(
 
 ALIGN_MODULES = ("modgap.align.run", "modgap.align.realign", "modgap.align.diagnostics", "safetensors.numpy")
 GAP_MODULES = ("modgap.gap.stage",)
+DATA_MODULES = ("modgap.data.prepare",)
+EMBED_MODULES = ("modgap.embed.extract", "open_clip", "torch")
 
 
-def kill_at_each_write(argv: list[str], out: Path, stage: str, warm: tuple[str, ...]) -> int:
-    """Kill the run at write point 1, 2, ... until it completes; return how many points were hit."""
-    env = {**os.environ, "ARGV": json.dumps(argv), "OUT": str(out), "WARM": ",".join(warm), "OPENBLAS_NUM_THREADS": "1",
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+def kill_at_each_write(argv: list[str], out: Path, stage: str, warm: tuple[str, ...], *, marker: str = "",
+                       tiny: bool = False) -> dict:
+    """Kill the run at write point 1, 2, ... until it completes; returns the helper's record, whose
+    ``after_kill`` holds (signal, digest of ``out``, ``marker`` present, file names) per kill."""
+    env = {**os.environ, "ARGV": json.dumps(argv), "OUT": str(out), "WARM": ",".join(warm), "MARKER": marker,
+           "TINY": "1" if tiny else "", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(PROJECT_ROOT / "src")}
     result = subprocess.run([sys.executable, "-c", KILL_HELPER], capture_output=True, text=True, env=env,
                             check=False, timeout=300)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["completed_at"] is not None and record["exit"] == 0, record
-    for sig, after in record["after_kill"]:
+    for sig, *_ in record["after_kill"]:
         TRIED[stage] += 1
         assert sig == signal.SIGKILL
-        # Between the two renames of the swap the folder is briefly absent: absent or unchanged, never mixed.
-        assert after in (None, record["before"]), record
-    return len(record["after_kill"])
+    return record
+
+
+def assert_absent_or_unchanged(record: dict) -> None:
+    # Between the two renames of the swap the folder is briefly absent: absent or unchanged, never mixed.
+    for _sig, after, _marker, names in record["after_kill"]:
+        assert after in (None, record["before"]), names
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "over-previous"])
@@ -505,8 +523,9 @@ def test_align_run_killed_at_every_write_point(existing, clean_tree, tmp_path, a
         for name, data in align_reference["realign"].items():
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(data)
-    points = kill_at_each_write(align_argv(clean_tree, out), out, "align", ALIGN_MODULES)
-    assert points >= 8  # state x2, substitutes x3, diagnostics, timing, swap
+    record = kill_at_each_write(align_argv(clean_tree, out), out, "align", ALIGN_MODULES)
+    assert_absent_or_unchanged(record)
+    assert len(record["after_kill"]) >= 8  # state x2, substitutes x3, diagnostics, timing, swap
     assert not leftovers(out)
     final = snapshot(out)
     assert {k: v for k, v in final.items() if k != "timing.json"} == {
@@ -521,10 +540,248 @@ def test_gap_stats_killed_at_every_write_point(existing, clean_tree, tmp_path, g
         out.mkdir()
         for name, data in gap_reference.items():
             (out / name).write_bytes(data)
-    points = kill_at_each_write(gap_argv(clean_tree, out), out, "gap", GAP_MODULES)
-    assert points >= 3
+    record = kill_at_each_write(gap_argv(clean_tree, out), out, "gap", GAP_MODULES)
+    assert_absent_or_unchanged(record)
+    assert len(record["after_kill"]) >= 3
     assert not leftovers(out)
     assert snapshot(out) == gap_reference
+
+
+# --- data prepare ------------------------------------------------------------------------------------
+
+
+def folder_zip(n: int = 12) -> bytes:
+    """A folder-format dataset (tiny PNGs + captions.csv) as a zip archive."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        rows = ["file,caption"]
+        for i in range(n):
+            img = io.BytesIO()
+            Image.new("RGB", (4, 4), (20 * i, 255 - 20 * i, 7 * i)).save(img, format="PNG")
+            zf.writestr(f"images/im{i:02d}.png", img.getvalue())
+            rows.append(f"images/im{i:02d}.png,a square of colour number {i}")
+        zf.writestr("captions.csv", "\n".join(rows) + "\n")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    with serve() as state:
+        state.files["/data.zip"] = folder_zip()
+        yield state
+
+
+@pytest.fixture(autouse=True)
+def _no_download_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    import modgap.data.download as download
+
+    monkeypatch.setattr(download, "RETRY_BACKOFF_S", 0.0)
+
+
+def http_config(server: FakeServer, root: Path, **changes: object) -> dict:
+    data = server.files["/data.zip"]
+    cfg = {"source": "http", "format": "folder", "path": str(root / "raw"),
+           "archives": [{"url": server.url("/data.zip"), "sha256": hashlib.sha256(data).hexdigest()}],
+           "splits": {"stats": 0.4, "diag": 0.2, "train": 0.2, "test": 0.2}}
+    cfg.update(changes)
+    return cfg
+
+
+def prepare_argv(cfg: dict, out: Path, *extra: str) -> list[str]:
+    return ["data", "prepare", "--dataset-config", json.dumps(cfg), "--out", str(out), "--no-progress", *extra]
+
+
+def test_data_checksum_typo_keeps_the_verified_download(server, tmp_path, capsys):
+    """The issue's case: a typo deleted the (18 GB) verified archive and fetched it again before failing."""
+    TRIED["data"] += 1
+    out = tmp_path / "ds" / "manifest.parquet"
+    assert run_cli(capsys, *prepare_argv(http_config(server, tmp_path), out))[0] == 0
+    archive = tmp_path / "raw" / "downloads" / "data.zip"
+    before, requests = snapshot(tmp_path / "ds"), len(server.requests)
+    typo = http_config(server, tmp_path)
+    good = typo["archives"][0]["sha256"]
+    typo["archives"][0]["sha256"] = good[:-1] + ("0" if good[-1] != "0" else "1")
+    rc, err = run_cli(capsys, *prepare_argv(typo, out))
+    assert_one_line_error(rc, err, good, typo["archives"][0]["sha256"], "--refetch")
+    assert archive.read_bytes() == server.files["/data.zip"] and len(server.requests) == requests
+    assert snapshot(tmp_path / "ds") == before
+    archive.write_bytes(b"tampered")  # --refetch deletes on purpose and downloads again
+    assert run_cli(capsys, *prepare_argv(http_config(server, tmp_path), out, "--refetch"))[0] == 0
+    assert archive.read_bytes() == server.files["/data.zip"] and snapshot(tmp_path / "ds") == before
+
+
+DATA_FAULTS: dict[str, Callable[[FakeServer, Path], dict]] = {
+    "splits sum 1.3": lambda s, r: http_config(s, r, splits={"stats": 0.5, "diag": 0.3, "train": 0.3, "test": 0.2}),
+    "split counts > images": lambda s, r: http_config(s, r, splits={"stats": 10, "diag": 5, "train": 5, "test": 5}),
+    "mixed counts and fractions": lambda s, r: http_config(s, r, splits={"stats": 4, "diag": 0.5, "train": 0,
+                                                                         "test": 0}),
+    "wrong checksum of download": lambda s, r: {**http_config(s, r), "archives": [
+        {"url": s.url("/data.zip"), "sha256": "0" * 64}]},
+    "malformed checksum": lambda s, r: {**http_config(s, r), "archives": [
+        {"url": s.url("/data.zip"), "sha256": "abc"}]},
+    "404": lambda s, r: {**http_config(s, r), "archives": [{"url": s.url("/missing.zip"), "sha256": "0" * 64}]},
+    "duplicate archive names": lambda s, r: {**http_config(s, r), "archives": [
+        {"url": s.url("/data.zip"), "sha256": "0" * 64}, {"url": s.url("/b/data.zip"), "sha256": "1" * 64}]},
+    "folder path missing": lambda s, r: {"source": "folder", "format": "folder", "path": str(r / "nowhere")},
+    "unknown key": lambda s, r: http_config(s, r, sorce="http"),
+    "not JSON": lambda s, r: "{not json",  # type: ignore[dict-item,return-value]
+    "zip slip": lambda s, r: {**http_config(s, r), "archives": [
+        {"url": s.url("/slip.zip"), "sha256": hashlib.sha256(s.files["/slip.zip"]).hexdigest()}]},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(DATA_FAULTS))
+def test_data_prepare_bad_input(fault, server, tmp_path, capsys):
+    TRIED["data"] += 1
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../escape.txt", "outside")
+    server.files["/slip.zip"] = buf.getvalue()
+    out = tmp_path / "ds" / "manifest.parquet"
+    cfg = DATA_FAULTS[fault](server, tmp_path)
+    argv = prepare_argv(cfg, out) if isinstance(cfg, dict) else ["data", "prepare", "--dataset-config", cfg,
+                                                                  "--out", str(out), "--no-progress"]
+    rc, err = run_cli(capsys, *argv)
+    assert_one_line_error(rc, err, "modgap data: error:")
+    assert not out.exists() and not (tmp_path / "ds" / "summary.json").exists()
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "raw" / "escape.txt").exists()
+
+
+def test_data_prepare_concurrent_run_is_refused(server, tmp_path, capsys):
+    TRIED["data"] += 1
+    out = tmp_path / "ds" / "manifest.parquet"
+    with folder_lock(out.with_name(f".{out.name}.lock")):
+        rc, err = run_cli(capsys, *prepare_argv(http_config(server, tmp_path), out))
+    assert_one_line_error(rc, err, "another run")
+    assert not out.exists()
+
+
+def test_data_prepare_cleans_temporaries_of_killed_runs(server, tmp_path, capsys):
+    TRIED["data"] += 1
+    out = tmp_path / "ds" / "manifest.parquet"
+    out.parent.mkdir(parents=True)
+    (out.parent / ".manifest.parquet.k1ll3d.tmp").write_bytes(b"x" * 1000)
+    raw = tmp_path / "raw"
+    (raw / "downloads").mkdir(parents=True)
+    (raw / "downloads" / ".data.zip.verified.json.abc.tmp").write_text("{")
+    (raw / ".data.zip.xyz.extracting").mkdir()
+    assert run_cli(capsys, *prepare_argv(http_config(server, tmp_path), out))[0] == 0
+    assert not [*out.parent.glob(".*.tmp"), *(raw / "downloads").glob(".*.tmp"), *raw.glob(".*.extracting")]
+
+
+def test_data_prepare_killed_at_every_write_point(server, tmp_path, capsys):
+    # Local folder source: the helper process cannot reach this process's loopback server state.
+    root = tmp_path / "folder"
+    with zipfile.ZipFile(io.BytesIO(server.files["/data.zip"])) as zf:
+        zf.extractall(root)
+    cfg = {"source": "folder", "format": "folder", "path": str(root)}
+    out = tmp_path / "ds" / "manifest.parquet"
+    assert run_cli(capsys, *prepare_argv(cfg, tmp_path / "ref" / "manifest.parquet"))[0] == 0
+    record = kill_at_each_write(prepare_argv(cfg, out), out.parent, "data", DATA_MODULES)
+    for _sig, _digest, _marker, names in record["after_kill"]:
+        # manifest and summary appear only by rename: whatever is there is complete (temporaries aside)
+        assert set(names or []) - {n for n in names or [] if n.startswith(".")} <= {"manifest.parquet",
+                                                                                     "summary.json"}, names
+    assert out.read_bytes() == (tmp_path / "ref" / "manifest.parquet").read_bytes()
+    assert not list(out.parent.glob(".*.tmp"))
+
+
+# --- embed extract -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyEnv]:
+    with single_torch_thread():
+        yield build_tiny_env(tmp_path_factory.mktemp("tinyenv"))
+
+
+def embed_argv(env: TinyEnv, out: Path, manifest: Path | None = None, split: str = "diag",
+               *extra: str) -> list[str]:
+    return ["embed", "extract", "--manifest", str(manifest or env.manifest), "--split", split,
+            "--model", env.model, "--pretrained", str(env.checkpoint), "--out-dir", str(out),
+            "--root", str(env.root), "--device", "cpu", "--batch-size", "2", "--shard-rows", "2", "--no-progress",
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def embed_reference(tiny_env: TinyEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("embedref") / "diag"
+    with single_torch_thread():
+        assert main(embed_argv(tiny_env, out)) == 0
+    return snapshot(out)
+
+
+def _manifest_with(env: TinyEnv, path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
+    edit(env.frame.copy()).to_parquet(path, index=False)
+    return path
+
+
+EMBED_FAULTS: dict[str, tuple[Callable[[TinyEnv, Path], Path], tuple[str, ...]]] = {
+    "missing manifest": (lambda env, tmp: tmp / "absent.parquet", ()),
+    "manifest not parquet": (lambda env, tmp: (tmp / "m.parquet").write_bytes(b"PAR1 broken") and tmp / "m.parquet",
+                             ()),
+    "split with no rows": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
+                                                           lambda f: f[f["split"] != "diag"]), ()),
+    "duplicate ids": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
+                                                      lambda f: f.assign(id=f["id"].where(f["split"] != "diag",
+                                                                                          "same"))), ()),
+    "missing column": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.drop(columns="caption")),
+                       ()),
+    "missing image": (lambda env, tmp: _manifest_with(
+        env, tmp / "m.parquet", lambda f: f.assign(image_path=f["image_path"].str.replace("img", "nope"))), ()),
+    "image checksum typo": (lambda env, tmp: _manifest_with(
+        env, tmp / "m.parquet", lambda f: f.assign(sha256="0" * 64)), ()),
+    "empty caption": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.assign(caption=" ")), ()),
+    "batch size 0": (lambda env, tmp: env.manifest, ("--batch-size", "0")),
+    "unknown model": (lambda env, tmp: env.manifest, ("--model", "no-such-model")),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(EMBED_FAULTS))
+def test_embed_extract_bad_input(fault, tiny_env, tmp_path, capsys):
+    TRIED["embed"] += 1
+    make_manifest, extra = EMBED_FAULTS[fault]
+    out = tmp_path / "diag"
+    with single_torch_thread():
+        rc, err = run_cli(capsys, *embed_argv(tiny_env, out, make_manifest(tiny_env, tmp_path)), *extra)
+    assert_one_line_error(rc, err, "modgap embed: error:")
+    assert not (out / "meta.json").exists() and not leftovers(out)
+
+
+def test_embed_extract_concurrent_run_is_refused(tiny_env, tmp_path, capsys, embed_reference):
+    TRIED["embed"] += 1
+    out = tmp_path / "diag"
+    out.mkdir()
+    for name, data in embed_reference.items():
+        (out / name).write_bytes(data)
+    with folder_lock(out / ".extract.lock"), single_torch_thread():
+        rc, err = run_cli(capsys, *embed_argv(tiny_env, out))
+    assert_one_line_error(rc, err, "another run")
+    assert snapshot(out) == embed_reference
+
+
+def test_embed_extract_removes_leftovers_of_a_killed_assembly(tiny_env, tmp_path, capsys, embed_reference):
+    """The issue's case: kill -9 in the final assembly left a full-size .image.npy.*.tmp forever."""
+    TRIED["embed"] += 1
+    out = tmp_path / "diag"
+    (out / ".shards").mkdir(parents=True)
+    (out / ".image.npy.k1ll3d.tmp").write_bytes(b"\0" * 4096)
+    (out / ".shards" / ".text-00000.npy.abc.tmp").write_bytes(b"\0" * 64)
+    with single_torch_thread():
+        assert run_cli(capsys, *embed_argv(tiny_env, out))[0] == 0
+    assert snapshot(out) == embed_reference and not leftovers(out)
+
+
+def test_embed_extract_killed_at_every_write_point(tiny_env, tmp_path, embed_reference):
+    out = tmp_path / "diag"
+    record = kill_at_each_write(embed_argv(tiny_env, out), out, "embed", EMBED_MODULES, marker="meta.json",
+                                tiny=True)
+    for _sig, _digest, marker_present, _names in record["after_kill"]:
+        # resumable by design: a killed run leaves shards but never the completion marker
+        assert not marker_present
+    assert snapshot(out) == embed_reference and not leftovers(out)
 
 
 # --- modgap config: the 19 values of the issue -------------------------------------------------------
@@ -617,4 +874,3 @@ def test_modgap_config_subprocess_has_no_traceback(tmp_path):
     assert_one_line_error(result.returncode, result.stderr, f"{ANISO}.rank:")
 
 
-_ = (copy, zipfile)
