@@ -8,6 +8,7 @@ Each case records its stage in ``TRIED``; the module prints the count tried per 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -874,3 +875,178 @@ def test_modgap_config_subprocess_has_no_traceback(tmp_path):
     assert_one_line_error(result.returncode, result.stderr, f"{ANISO}.rank:")
 
 
+
+
+# --- the workflow: no config value reaches a shell unquoted ------------------------------------------
+
+INJECTED = "INJECTED"
+HOSTILE = [
+    f"x$(touch {INJECTED})",
+    f"x`touch {INJECTED}`",
+    f"x; touch {INJECTED}",
+    f"x' ; touch {INJECTED} ; '",
+    f'x" && touch {INJECTED} && "',
+    f"x | touch {INJECTED}",
+    f"x\ntouch {INJECTED}",
+    f"$(touch {INJECTED})",
+]
+FAKE_TOOL = '#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> "$ARGV_LOG"\nexit 0\n'
+
+
+def workflow_config() -> dict:
+    """The default config with a small alignment and MLLM part, and one lmms-eval task (so every rule,
+    eval_lmms included, is in the DAG)."""
+    config = _default_config()
+    config["gap"]["dynamics"]["datasets"] = []
+    config["align"]["methods"] = {"identity": {}, "realign": {}, "anisoalign": {"variant": "full"}}
+    config["align"]["studies"] = {"sample_size": {"sizes": [20, 40], "seeds": 2},
+                                  "aniso": {"ranks": [2], "params": {"variant": "refine"}}}
+    config["mllm"]["regimes"] = {"revision-realign": {"stage1": "realign", "stage2": "image"}}
+    config["datasets"]["embedded"]["license"] = "CC0"
+    config["eval"]["lmms_eval"]["tasks"] = ["pope"]
+    return config
+
+
+def string_leaves(node: object, path: tuple = ()) -> Iterator[tuple]:
+    """Dotted paths of every string value (dict keys are names: they are wildcards, checked by pattern)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from string_leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from string_leaves(value, (*path, i))
+    elif isinstance(node, str):
+        yield path
+
+
+def set_leaf(config: dict, path: tuple, value: object) -> None:
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+@pytest.fixture(scope="module")
+def wf_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the workflow (Snakefile, rules, schemas, sources) and fake `modgap`/`accelerate` tools."""
+    root = tmp_path_factory.mktemp("wf") / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    root.mkdir()
+    shutil.copy2(PROJECT_ROOT / "Snakefile", root / "Snakefile")
+    shutil.copytree(PROJECT_ROOT / "workflow", root / "workflow", ignore=ignore)
+    shutil.copytree(PROJECT_ROOT / "src" / "modgap", root / "src" / "modgap", ignore=ignore)
+    (root / "config").mkdir()
+    (root / "data" / "embedded").mkdir(parents=True)
+    bin_dir = root / ".fakebin"
+    bin_dir.mkdir()
+    for tool in ("modgap", "accelerate"):
+        (bin_dir / tool).write_text(FAKE_TOOL)
+        (bin_dir / tool).chmod(0o755)
+    return root
+
+
+def _injected(root: Path) -> list[Path]:
+    return [p for p in root.rglob(INJECTED)] + [p for p in Path.cwd().glob(INJECTED)]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
+def test_config_check_names_or_accepts_every_hostile_string(hostile, wf_project):
+    """Every string field, one at a time: rejected by the schema naming its key, or accepted as a literal
+    (free text the rules quote: here only the dataset licence; paths must name existing files)."""
+    from modgap.config import validate_config
+    from modgap.errors import ConfigError
+
+    base = workflow_config()
+    literal = []
+    for path in string_leaves(base):
+        TRIED["workflow"] += 1
+        config = copy.deepcopy(base)
+        set_leaf(config, path, hostile)
+        try:
+            validate_config(config, PROJECT_ROOT / "workflow/schemas/config.schema.yaml", root=wf_project)
+        except ConfigError as exc:
+            assert ".".join(map(str, path)) in str(exc) and "\n" not in str(exc), (path, str(exc))
+        else:
+            literal.append(".".join(map(str, path)))
+    assert set(literal) <= {"datasets.embedded.license"}, literal
+    assert not _injected(wf_project)
+
+
+def _render_commands(project: Path, env: dict[str, str]) -> list[str]:
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--forceall", "--cores", "1"],
+                            cwd=project, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
+            if line.startswith("Shell command: ")]
+
+
+def _run_rendered(project: Path, commands: list[str], env: dict[str, str]) -> None:
+    """Execute each rendered rule command with bash, as Snakemake would (log folders created first)."""
+    import shlex
+
+    for command in commands:
+        words = shlex.split(command)
+        for i, word in enumerate(words[:-1]):
+            if word == ">":
+                (project / words[i + 1]).parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True, check=False)
+
+
+def _wf_env(project: Path, log: Path) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{project / '.fakebin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+            f"{os.environ['PATH']}", "ARGV_LOG": str(log), "PYTHONPATH": str(project / "src")}
+
+
+def test_rule_shells_quote_every_value_even_without_validation(wf_project, tmp_path):
+    """Defence in depth: with the Snakefile's validation removed, hostile values in every string field
+    that is not a name (names are wildcards: a hostile one matches no rule) reach the rendered
+    commands; executing all of them runs nothing, and the tools receive the values verbatim."""
+    project = Path(shutil.copytree(wf_project, tmp_path / "p", symlinks=True))
+    snakefile = project / "Snakefile"
+    snakefile.write_text(snakefile.read_text().replace("validate_config(config,", "(lambda *a: None)(config,"))
+    config = workflow_config()
+    hostile = HOSTILE[0]
+    fields = [("encoders", "lit-effnet-minilm", "model"), ("embed", "device"), ("embed", "precision"),
+              ("mllm", "preset"), ("mllm", "accelerate_config"), ("eval", "lmms_eval", "device"),
+              ("eval", "lmms_eval", "tasks", 0), ("datasets", "embedded", "license"), ("report", "tier"),
+              ("align", "methods", "anisoalign", "variant"), ("align", "studies", "aniso", "params", "variant")]
+    for i, path in enumerate(fields):
+        TRIED["workflow"] += 1
+        # each field gets a differently quoted variant (no newline: one rendered command per line)
+        set_leaf(config, path, [h for h in HOSTILE if "\n" not in h][i % (len(HOSTILE) - 1)])
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    log = tmp_path / "argv.log"
+    commands = _render_commands(project, _wf_env(project, log))
+    assert len(commands) > 20 and any("accelerate launch" in c for c in commands)
+    _run_rendered(project, commands, _wf_env(project, log))
+    assert not _injected(project)
+    recorded = log.read_text()
+    assert hostile in recorded and config["mllm"]["preset"] in recorded  # passed through verbatim
+
+
+def test_snakemake_run_with_hostile_config_executes_nothing(wf_project, tmp_path):
+    """The real thing: Snakemake on a config with a hostile value in every string field fails cleanly at
+    validation, and with hostile values only where they are legal literals it runs the jobs (the fake
+    tools record them) without executing anything."""
+    project = Path(shutil.copytree(wf_project, tmp_path / "p", symlinks=True))
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    log = tmp_path / "argv.log"
+    env = _wf_env(project, log)
+    config = workflow_config()
+    for path in string_leaves(config):
+        set_leaf(config, path, HOSTILE[0])
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    TRIED["workflow"] += 1
+    result = subprocess.run([snakemake, "--cores", "1", "--forceall"], cwd=project, env=env, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode != 0 and "invalid configuration" in result.stdout + result.stderr
+    assert not log.exists() and not _injected(project)
+
+    config = workflow_config()
+    config["datasets"]["embedded"]["license"] = HOSTILE[3]
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    TRIED["workflow"] += 1
+    subprocess.run([snakemake, "--cores", "1", "--forceall", "--keep-going"], cwd=project, env=env,
+                   capture_output=True, text=True, check=False)
+    assert not _injected(project)
+    assert HOSTILE[3] in log.read_text()  # the data rule ran, with the licence as a literal in its JSON
