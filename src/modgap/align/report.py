@@ -253,6 +253,25 @@ def figures(runs: dict[str, dict[str, Any]], studies: dict[str, Any], out: Path)
     return made
 
 
+# Wall-clock and resident-memory readings differ between identical runs: kept in _studies/*.json and the
+# cost figure, never in the metrics (which must be byte-identical on a rerun).
+_VOLATILE_SUFFIXES = ("_s", "_seconds")
+_VOLATILE_KEYS = {"max_rss_mb"}
+
+
+def without_timings(obj: Any) -> Any:
+    """``obj`` with every timing (``*_s``, ``*_seconds``) and RSS entry removed, recursively."""
+    if isinstance(obj, dict):
+        return {
+            k: without_timings(v)
+            for k, v in obj.items()
+            if not (str(k).endswith(_VOLATILE_SUFFIXES) or k in _VOLATILE_KEYS)
+        }
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
 def build_report(inputs: Path, tables: Path, figures_dir: Path, metrics: Path, studies_dir: Path | None) -> dict:
     runs = load_runs(inputs)
     studies = {}
@@ -268,7 +287,7 @@ def build_report(inputs: Path, tables: Path, figures_dir: Path, metrics: Path, s
         "note": NOTE,
         "methods": {m: flatten(d) for m, d in runs.items()},
         "paper": {k: {"values": p, "source": s} for k, _, p, s in PAPER},
-        "studies": {k: v for k, v in studies.items()},
+        "studies": without_timings(studies),
         "figures": made,
     }
     write_json_atomic(metrics, payload)
