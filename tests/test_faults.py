@@ -1050,3 +1050,20 @@ def test_snakemake_run_with_hostile_config_executes_nothing(wf_project, tmp_path
                    capture_output=True, text=True, check=False)
     assert not _injected(project)
     assert HOSTILE[3] in log.read_text()  # the data rule ran, with the licence as a literal in its JSON
+
+
+def test_align_metrics_are_byte_identical_between_identical_runs(clean_tree, tmp_path, monkeypatch):
+    """Two complete runs of the same method (fit times differ) give the same results/metrics bytes."""
+    import modgap.align.report as align_report
+
+    monkeypatch.setattr(align_report, "figures", lambda runs, studies, out: [])  # matplotlib: slow, not metrics
+    metrics = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        monkeypatch.chdir(tmp_path / run)  # the metrics name their figures by relative path
+        assert main(align_argv(clean_tree, Path("align/realign"), "realign")) == 0
+        assert main(["align", "report", "--inputs", "align", "--tables-dir", "tables", "--figures-dir", "figures",
+                     "--metrics", "metrics.json"]) == 0
+        metrics.append(Path("metrics.json").read_bytes())
+    assert metrics[0] == metrics[1]
+    assert b"seconds" not in metrics[0]
