@@ -8,6 +8,7 @@ Each case records its stage in ``TRIED``; the module prints the count tried per 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -51,12 +52,12 @@ def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     lines = ["", "fault-injection inputs tried per stage:"]
     lines += [f"  {stage:<9} {TRIED[stage]:>4}" for stage in sorted(TRIED)]
     lines.append(f"  {'total':<9} {sum(TRIED.values()):>4}")
+    # Past output capturing, so the table shows in every run, not only with -s or on failure.
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for line in lines:
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
-            print(line)
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        for line in lines:
+            (reporter.write_line if reporter else print)(line)
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -702,7 +703,7 @@ def embed_argv(env: TinyEnv, out: Path, manifest: Path | None = None, split: str
                *extra: str) -> list[str]:
     return ["embed", "extract", "--manifest", str(manifest or env.manifest), "--split", split,
             "--model", env.model, "--pretrained", str(env.checkpoint), "--out-dir", str(out),
-            "--root", str(env.root), "--device", "cpu", "--batch-size", "2", "--shard-rows", "2", "--no-progress",
+            "--root", str(env.root), "--device", "cpu", "--batch-size", "2", "--shard-rows", "4", "--no-progress",
             *extra]
 
 
