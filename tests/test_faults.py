@@ -715,6 +715,11 @@ def embed_reference(tiny_env: TinyEnv, tmp_path_factory: pytest.TempPathFactory)
     return snapshot(out)
 
 
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def _manifest_with(env: TinyEnv, path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
     edit(env.frame.copy()).to_parquet(path, index=False)
     return path
@@ -722,8 +727,7 @@ def _manifest_with(env: TinyEnv, path: Path, edit: Callable[[pd.DataFrame], pd.D
 
 EMBED_FAULTS: dict[str, tuple[Callable[[TinyEnv, Path], Path], tuple[str, ...]]] = {
     "missing manifest": (lambda env, tmp: tmp / "absent.parquet", ()),
-    "manifest not parquet": (lambda env, tmp: (tmp / "m.parquet").write_bytes(b"PAR1 broken") and tmp / "m.parquet",
-                             ()),
+    "manifest not parquet": (lambda env, tmp: _write(tmp / "m.parquet", b"PAR1 broken"), ()),
     "split with no rows": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
                                                            lambda f: f[f["split"] != "diag"]), ()),
     "duplicate ids": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
