@@ -8,6 +8,7 @@ without pretrained weights, ...).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -41,9 +42,7 @@ def validate_config(
     the same values: the schema, each dataset's own schema and split sizes, every stage's parameter
     types and ranges, presets and files that must exist (relative to ``root``, default the cwd).
     """
-    with open(schema_path, encoding="utf-8") as fh:
-        schema = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(str(schema_path), os.stat(schema_path).st_mtime_ns)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_one_line([f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]))
@@ -51,6 +50,13 @@ def validate_config(
     _check_datasets(config, base)
     _check_references(config)
     _check_files(config, base)
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(schema_path: str, mtime_ns: int) -> jsonschema.Draft202012Validator:
+    """Parsing the schema YAML is most of a validation's cost; keyed by mtime so edits are seen."""
+    with open(schema_path, encoding="utf-8") as fh:
+        return jsonschema.Draft202012Validator(yaml.safe_load(fh))
 
 
 def _one_line(problems: list[str]) -> str:

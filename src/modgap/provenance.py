@@ -32,10 +32,17 @@ MACHINE_MEASUREMENTS = frozenset(
 )  # fmt: skip
 
 
+MACHINE_SUFFIXES = ("_s", "_seconds")  # fit_s, fit_transform_s, eval_seconds, ...
+
+
+def is_machine_measurement(key: object) -> bool:
+    return key in MACHINE_MEASUREMENTS or str(key).endswith(MACHINE_SUFFIXES)
+
+
 def without_machine_measurements(obj: Any) -> Any:
-    """`obj` with every MACHINE_MEASUREMENTS key removed, at any depth (a copy)."""
+    """`obj` with every machine measurement (time, memory) removed, at any depth (a copy)."""
     if isinstance(obj, dict):
-        return {k: without_machine_measurements(v) for k, v in obj.items() if k not in MACHINE_MEASUREMENTS}
+        return {k: without_machine_measurements(v) for k, v in obj.items() if not is_machine_measurement(k)}
     if isinstance(obj, list):
         return [without_machine_measurements(v) for v in obj]
     return obj

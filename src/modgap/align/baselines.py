@@ -15,7 +15,8 @@ from scipy.special import ndtr
 from modgap.align.base import AlignMethod, Param
 from modgap.align.calibrated import stream_moments
 from modgap.align.source import EmbeddingSource, unit_rows_unchecked
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.errors import InvalidEmbeddingsError
+from modgap.paramcheck import ParamError
 
 CHUNK = Param(10_000, "rows per streamed chunk (the authors' value); affects speed only")
 
@@ -109,10 +110,10 @@ class CapDec(AlignMethod):
 
     def _check_params(self):
         if self.params["noise"] not in ("gaussian", "uniform_ball"):
-            raise ConfigError(f"align method {self.method!r}: noise must be 'gaussian' or 'uniform_ball'")
+            raise ParamError("noise", "must be 'gaussian' or 'uniform_ball'", f"align method {self.method!r}")
         sigma = self.params["sigma"]
         if sigma is None or float(sigma) < 0:
-            raise ConfigError(f"align method {self.method!r}: sigma must be a number >= 0, got {sigma!r}")
+            raise ParamError("sigma", f"must be a number >= 0, got {sigma!r}", f"align method {self.method!r}")
 
     def _fit(self, images, texts):
         state = _means(self, images, texts)
@@ -160,10 +161,10 @@ class C3(CapDec):
 
     def _check_params(self):
         if self.params["variant"] not in ("align", "official"):
-            raise ConfigError("align method 'c3': variant must be 'align' or 'official'")
+            raise ParamError("variant", "must be 'align' or 'official'", "align method 'c3'")
         for key in ("sigma", "noise_norm"):
             if self.params[key] is not None and float(self.params[key]) < 0:
-                raise ConfigError(f"align method 'c3': {key} must be >= 0")
+                raise ParamError(key, "must be >= 0", "align method 'c3'")
 
     def _fit(self, images, texts):
         state = _means(self, images, texts)
@@ -198,8 +199,10 @@ class DeCap(AlignMethod):
     }
 
     def _check_params(self):
-        if float(self.params["tau"]) <= 0 or int(self.params["memory_size"]) < 1:
-            raise ConfigError("align method 'decap': tau must be > 0 and memory_size >= 1")
+        if float(self.params["tau"]) <= 0:
+            raise ParamError("tau", "must be > 0", "align method 'decap'")
+        if int(self.params["memory_size"]) < 1:
+            raise ParamError("memory_size", "must be >= 1", "align method 'decap'")
 
     def _fit(self, images, texts):
         size = min(images.n, int(self.params["memory_size"]))

@@ -12,7 +12,8 @@ from modgap.align.baselines import CHUNK
 from modgap.align.calibrated import CentroidCalibrated, stream_moments
 from modgap.align.frame import fixed_frame
 from modgap.align.source import unit_rows_unchecked
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.errors import InvalidEmbeddingsError
+from modgap.paramcheck import ParamError
 from modgap.stats.symmat import eigh_desc, relative_ridge, sym_power
 
 RIDGE = Param(
@@ -50,7 +51,7 @@ class Standardise(CentroidCalibrated):
 
     def _check_params(self):
         if self.params["basis"] not in ("ambient", "eigen"):
-            raise ConfigError("align method 'standardise': basis must be 'ambient' or 'eigen'")
+            raise ParamError("basis", "must be 'ambient' or 'eigen'", "align method 'standardise'")
 
     def _fit(self, images, texts):
         mu_x, cov_x, mu_y, cov_y = _covs(self, images, texts)

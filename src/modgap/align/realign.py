@@ -25,7 +25,8 @@ from scipy.linalg.blas import dgemm
 
 from modgap.align.base import AlignMethod, Param
 from modgap.align.source import EmbeddingSource, raw_chunks, unit_rows_unchecked
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.errors import InvalidEmbeddingsError
+from modgap.paramcheck import ParamError
 from modgap.validate import check_embeddings
 
 STEPS = ("full", "anchor", "anchor_trace")
@@ -83,7 +84,7 @@ class ReAlign(AlignMethod):
 
     def _check_params(self):
         if self.params["steps"] not in STEPS:
-            raise ConfigError(f"align method 'realign': steps must be one of {STEPS}")
+            raise ParamError("steps", f"must be one of {STEPS}", "align method 'realign'")
 
     # ------------------------------------------------------------------ fit
     def _fit(self, images, texts):

@@ -254,6 +254,8 @@ def figures(runs: dict[str, dict[str, Any]], studies: dict[str, Any], out: Path)
     return made
 
 
+# Wall-clock and resident-memory readings differ between identical runs: kept in _studies/*.json and the
+# cost figure, never in the metrics (which must be byte-identical on a rerun).
 def build_report(inputs: Path, tables: Path, figures_dir: Path, metrics: Path, studies_dir: Path | None) -> dict:
     runs = load_runs(inputs)
     studies = {}

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from modgap.data import embedded_builder as eb
 from modgap.errors import ModgapError
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,8 @@ def register_build(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from modgap.data import embedded_builder as eb  # pandas + PIL: only this command needs them
+
     items = eb.discover_all(
         tuxpaint_root=args.tuxpaint_root,
         openclipart_root=args.openclipart_root,

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from modgap.config import parse_json_params
-from modgap.embed import lit, models
-from modgap.embed.retrieval import retrieval_metrics
 from modgap.io import sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,7 @@ def register_encoder(subparsers: Any) -> None:
     parser.add_argument("--manifest", type=Path, required=True, help="prepared dataset manifest.parquet")
     parser.add_argument("--out-dir", type=Path, required=True, help="results/encoders/{enc}")
     parser.add_argument(
-        "--params", default="{}", help=f"JSON object overriding hyper-parameters {sorted(lit.DEFAULT_PARAMS)}"
+        "--params", default="{}", help="JSON object overriding hyper-parameters (modgap.embed.lit.DEFAULT_PARAMS)"
     )
     parser.add_argument("--metrics-out", type=Path, required=True, help="retrieval metrics JSON to write")
     parser.add_argument("--root", type=Path, default=Path("."), help="directory image paths are relative to")
@@ -50,6 +48,8 @@ def register_encoder(subparsers: Any) -> None:
 
 
 def parse_params(text: str) -> dict[str, Any]:
+    from modgap.embed import lit  # torch: imported by the command, not by every `modgap` start-up
+
     return lit.resolve_params(parse_json_params(text))
 
 
@@ -57,6 +57,9 @@ def evaluate_checkpoint(
     checkpoint: str | Path, manifest: str | Path, split: str, root: str | Path = ".", batch_size: int = 64
 ) -> dict[str, Any]:
     """Embed ``split`` with the saved checkpoint (loaded the way every consumer loads it) and score retrieval."""
+    from modgap.embed import lit, models
+    from modgap.embed.retrieval import retrieval_metrics
+
     started = time.perf_counter()
     rows = lit.load_split(manifest, split, root)
     model, preprocess, tokenizer = models.load_trained_model(checkpoint)
@@ -69,6 +72,8 @@ def evaluate_checkpoint(
 
 
 def run_encoder_train(args: argparse.Namespace) -> int:
+    from modgap.embed import lit, models
+
     started = time.perf_counter()
     params = parse_params(args.params)
     record = lit.train_lit(args.manifest, args.out_dir, params, root=args.root, feature_cache=args.feature_cache)

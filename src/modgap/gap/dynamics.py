@@ -37,7 +37,7 @@ from modgap.gap.frame import (
 from modgap.gap.marginal import Marginal, MarginalStats
 from modgap.gap.paired import aniso_summary, coverage, frame_summary, paired_moments
 from modgap.gap.phantom import phantom_summary
-from modgap.io import atomic_path, write_json_atomic, write_text_atomic
+from modgap.io import atomic_path, staged_dir, write_json_atomic, write_text_atomic
 from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Int, Num, Rule, check_params
 from modgap.provenance import environment
 from modgap.stats.spectral import eigh_desc, kappa_eff, sin_theta, top_eigvecs
@@ -362,13 +362,16 @@ def run_dynamics(
         "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
         "environment": environment(),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "log.csv", table.to_csv(index=False, float_format="%.10g"))
-    _save_npz(out_dir / "arrays.npz", _stack_ragged(per_step) | {"step": table["step"].to_numpy()})
-    _save_npz(out_dir / "frame.npz", {"q_u": frame.q_u, "eigs": frame.eigs, "t0": np.array(freeze_step)})
-    # Kept apart from the summary: the time differs between identical runs, the summary must not.
-    write_json_atomic(out_dir / "timing.json", {"wall_seconds": time.perf_counter() - t_start})
-    write_json_atomic(out_dir / "summary.json", summary)
+    # Undefined statistics (a cosine of a zero vector, a mean over no frozen step) are null: JSON has no NaN.
+    summary["final"] = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in final.items()}
+    # All four files or none: staged next to out_dir and swapped in. Wall time goes to timing.json
+    # (it differs between identical runs; nothing reads it).
+    with staged_dir(out_dir) as tmp:
+        write_text_atomic(tmp / "log.csv", table.to_csv(index=False, float_format="%.10g"))
+        _save_npz(tmp / "arrays.npz", _stack_ragged(per_step) | {"step": table["step"].to_numpy()})
+        _save_npz(tmp / "frame.npz", {"q_u": frame.q_u, "eigs": frame.eigs, "t0": np.array(freeze_step)})
+        write_json_atomic(tmp / "summary.json", summary)
+        write_json_atomic(tmp / "timing.json", {"wall_seconds": time.perf_counter() - t_start})
     return summary
 
 

@@ -25,7 +25,7 @@ from modgap.align.aniso.stage2 import (
 from modgap.align.base import Param
 from modgap.align.calibrated import CentroidCalibrated, stream_moments
 from modgap.align.frame import fixed_frame
-from modgap.errors import ConfigError
+from modgap.paramcheck import ParamError
 
 VARIANTS = ("full", "global_init", "refine", "refine_lii", "refine_lphi")
 S = "spec §6 recommendation (unreported in [AA])"
@@ -110,18 +110,18 @@ class AnisoAlign(CentroidCalibrated):
     def _check_params(self):
         p = self.params
         if p["variant"] not in VARIANTS:
-            raise ConfigError(f"align method 'anisoalign': variant must be one of {VARIANTS}")
+            raise ParamError("variant", f"must be one of {VARIANTS}", "align method 'anisoalign'")
         if p["mixing"] not in ("identity", "haar"):
-            raise ConfigError(
-                "align method 'anisoalign': mixing must be 'identity' or 'haar' (learned R is not implemented)"
+            raise ParamError(
+                "mixing", "must be 'identity' or 'haar' (learned R is not implemented)", "align method 'anisoalign'"
             )
         if p["v_basis"] not in ("eigen", "ambient"):
-            raise ConfigError("align method 'anisoalign': v_basis must be 'eigen' or 'ambient'")
+            raise ParamError("v_basis", "must be 'eigen' or 'ambient'", "align method 'anisoalign'")
         if p["rank"] is not None and int(p["rank"]) % 2:
-            raise ConfigError(f"align method 'anisoalign': rank must be even, got {p['rank']}")
+            raise ParamError("rank", f"must be even, got {p['rank']}", "align method 'anisoalign'")
         for key in ("bound_theta", "bound_rho", "bound_v"):
             if float(p[key]) < 0:
-                raise ConfigError(f"align method 'anisoalign': {key} must be >= 0")
+                raise ParamError(key, "must be >= 0", "align method 'anisoalign'")
         self._bounded: Bounded | None = None
         self._fast_path: FastPath | None = None
         self._log: dict[str, Any] = {}
