@@ -27,6 +27,7 @@ from modgap.evaluation.claims_nulls import (
     NullConfig,
     bootstrap_orderings,
     c3_substitutes,
+    c3_sweep,
     calibrate_c3,
     isotropic_residual_null,
     local_phantom,
@@ -181,6 +182,16 @@ def test_c3_calibration_hits_the_target_phi():
     norm = calibrate_c3(y, mu_x, mu_y, 0.899, 0)
     phi = np.mean(np.sum(y * c3_substitutes(y, mu_x, mu_y, norm, 0), 1))
     assert phi == pytest.approx(0.899, abs=0.005)
+
+
+def test_c3_calibration_out_of_reach_is_left_out_not_nan():
+    """A shift so large that even noise-free C3 has Phi < 0.899: no calibrated norm, and no NaN written."""
+    y = iso(n=200, d=32, seed=13)
+    mu_y = y.mean(0)
+    mu_x = mu_y + 3.0 * unit(np.random.default_rng(14).standard_normal((1, 32)))[0]
+    assert np.isnan(calibrate_c3(y, mu_x, mu_y, 0.899, 0))
+    out = c3_sweep(y, y, {}, mu_x, mu_y, [], NullConfig(boot=5, pairs=100))
+    assert "sweep.c3.calibrated_noise_norm" not in out and all(np.isfinite(v) for v in out.values())
 
 
 def test_local_phantom_formula_tracks_the_regime_and_is_judged_against_its_control():

@@ -937,7 +937,6 @@ def wf_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wf") / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     root.mkdir()
-    shutil.copy2(PROJECT_ROOT / "Snakefile", root / "Snakefile")
     shutil.copytree(PROJECT_ROOT / "workflow", root / "workflow", ignore=ignore)
     shutil.copytree(PROJECT_ROOT / "src" / "modgap", root / "src" / "modgap", ignore=ignore)
     (root / "config").mkdir()
@@ -1007,7 +1006,7 @@ def test_rule_shells_quote_every_value_even_without_validation(wf_project, tmp_p
     that is not a name (names are wildcards: a hostile one matches no rule) reach the rendered
     commands; executing all of them runs nothing, and the tools receive the values verbatim."""
     project = Path(shutil.copytree(wf_project, tmp_path / "p", symlinks=True))
-    snakefile = project / "Snakefile"
+    snakefile = project / "workflow" / "Snakefile"
     snakefile.write_text(snakefile.read_text().replace("validate_config(config,", "(lambda *a: None)(config,"))
     config = workflow_config()
     hostile = HOSTILE[0]
