@@ -39,7 +39,8 @@ status=0
 compare() {  # compare <label> <find expression...>
   local label=$1; shift
   local listed differing
-  listed=$(cd "$work/run1" && find results "$@" -type f | sort)
+  # timing.json holds wall-clock seconds: it differs between identical runs by design.
+  listed=$(cd "$work/run1" && find results "$@" -type f ! -name timing.json | sort)
   differing=0
   while IFS= read -r path; do
     [ -n "$path" ] || continue

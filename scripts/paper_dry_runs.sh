@@ -29,7 +29,7 @@ for profile in "${profiles[@]}"; do
       # Each job block: "rule NAME:" ... "resources: ..."; a GPU rule's resources must hold gpu>=1.
       missing=$(echo "$out" | awk -v rules="^($GPU_RULES)$" '
         /^(local)?rule [a-z_0-9]+:/ { rule = $NF; sub(":", "", rule) }
-        /^    resources:/ && rule ~ rules { total++; if ($0 !~ /gpu=[1-9]/) bad++ }
+        /^    resources:/ && rule ~ rules { total++; if ($0 !~ /(gpu=|gres=gpu:)[1-9]/) bad++ }
         END { printf "%d %d", total, bad }')
       read -r gpu_jobs bad <<< "$missing"
       [ "$gpu_jobs" -gt 0 ] && [ "$bad" -eq 0 ] || {

@@ -1021,7 +1021,7 @@ def test_rule_shells_quote_every_value_even_without_validation(wf_project, tmp_p
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     log = tmp_path / "argv.log"
     commands = _render_commands(project, _wf_env(project, log))
-    assert len(commands) > 20 and any("accelerate launch" in c for c in commands)
+    assert len(commands) > 20 and any("mllm launch --accelerate-config" in c for c in commands)
     _run_rendered(project, commands, _wf_env(project, log))
     assert not _injected(project)
     recorded = log.read_text()

@@ -127,3 +127,69 @@ def test_snakemake_rejects_bad_config_naming_the_key(project_root, tmp_path):
     result = _snakemake(project_root, "-n", "--configfile", str(bad))
     assert result.returncode != 0
     assert "embed.precision" in result.stdout + result.stderr
+
+
+class _Resources(dict):
+    """A job's resources as the executor plugins read them: ``.get`` and attribute access."""
+
+    __getattr__ = dict.__getitem__
+
+
+def _dry_run_jobs(out: str) -> list[dict]:
+    """(rule, resources, shell) of each job a `snakemake -n -p` printed."""
+    jobs: list[dict] = []
+    for line in out.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[-1].rstrip(":"), "resources": {}, "shell": ""})
+        elif jobs and line.startswith("    resources:"):
+            for item in line.split(":", 1)[1].split(", "):
+                key, _, value = item.strip().partition("=")
+                jobs[-1]["resources"][key] = int(value) if value.isdigit() else value
+        elif jobs and "mllm launch" in line:
+            jobs[-1]["shell"] = line.strip()
+    return jobs
+
+
+def test_multinode_mllm_training_becomes_one_slurm_job_over_n_nodes(project_root, tmp_path):
+    """`resources.rules.mllm_stage1: {nodes: 2, gpu: 8}` gives, through the SLURM plugin installed here, one
+    sbatch over 2 nodes with 8 GPUs each (GRES, per node; --gpus would be the job's total), 2 tasks, and a
+    command the jobstep runs in the batch step (mpi), where `modgap mllm launch` starts one srun task per
+    node. Fails if the resources map to --gpus, to --ntasks-per-gpu, or to a one-node step."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    overlay = tmp_path / "multinode.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "mllm": {"accelerate_config": "config/accelerate/multinode-deepspeed.yaml"},
+        "resources": {"rules": {"mllm_stage1": {"nodes": 2, "gpu": 8, "threads": 16, "mem_mb": 400000}}}}))
+    result = _snakemake(project_root, "-n", "-p", "--forceall", "--configfile", "config/config.yaml", str(overlay))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    jobs = [j for j in _dry_run_jobs(out) if j["rule"] == "mllm_stage1"]
+    assert jobs
+    for job in jobs:
+        assert "--nodes 2 --gpus-per-node 8 --" in job["shell"]
+        res = _Resources(job["resources"])
+        fake = type("Job", (), {"resources": res, "threads": 16})()
+        params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "", "partition": "",
+                  "workdir": ""}
+        sbatch = get_submit_command(fake, params) + set_gres_string(fake)
+        assert "--nodes=2" in sbatch and "--ntasks=2" in sbatch and "--gres=gpu:8" in sbatch, sbatch
+        assert "--gpus=" not in sbatch and "--ntasks-per-gpu" not in sbatch, sbatch
+        assert "mpi" in res  # the jobstep plugin then runs the command itself instead of `srun -n1`
+    stage2 = [j for j in _dry_run_jobs(out) if j["rule"] == "mllm_stage2"]
+    assert stage2 and all("--nodes 1 --gpus-per-node 0 --" in j["shell"] for j in stage2)
+    assert all("nodes" not in j["resources"] for j in stage2)
+
+
+@pytest.mark.parametrize(("overlay", "key"), [
+    ({"resources": {"rules": {"gap_stats": {"nodes": 2}}}}, "resources.rules.gap_stats.nodes"),
+    ({"resources": {"default": {"nodes": 2}}}, "resources.default.nodes"),
+    ({"resources": {"rules": {"mllm_stage2": {"nodes": 2}}}}, "resources.rules.mllm_stage2.nodes"),
+    ({"resources": {"rules": {"mllm_stage1": {"nodes": 0}}}}, "resources.rules.mllm_stage1.nodes"),
+])
+def test_misplaced_nodes_are_refused_naming_the_key(project_root, tmp_path, overlay, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    result = _snakemake(project_root, "-n", "--configfile", "config/config.yaml", str(bad))
+    assert result.returncode != 0 and key in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]

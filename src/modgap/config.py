@@ -164,6 +164,7 @@ def _check_references(config: Mapping[str, Any]) -> None:
         if name not in datasets:
             raise ConfigError(f"gap.dynamics.datasets.{i}: unknown dataset '{name}'")
     _check_stage_params(config)
+    _check_multinode(config)
     report = config.get("report", {})
     if report.get("pca_split") and report["pca_split"] not in config["embed"]["splits"]:
         raise ConfigError(f"report.pca_split: split '{report['pca_split']}' is not in embed.splits")
@@ -172,6 +173,27 @@ def _check_references(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"eval.suite.split: split '{eval_split}' is not in embed.splits")
     if eval_split == "train":
         raise ConfigError("eval.suite.split: 'train' is what the MLLMs train on; evaluate on a held-out split")
+
+
+# Only the MLLM training rules start one process group across nodes (modgap mllm launch); any other
+# rule given several nodes would hold them idle.
+MULTINODE_RULES = ("mllm_stage1", "mllm_stage2")
+
+
+def _check_multinode(config: Mapping[str, Any]) -> None:
+    resources = config.get("resources", {})
+    if resources.get("default", {}).get("nodes", 1) > 1:
+        raise ConfigError("resources.default.nodes: several nodes only make sense for "
+                          f"{' and '.join(MULTINODE_RULES)}; set resources.rules.<rule>.nodes")
+    for rule, spec in resources.get("rules", {}).items():
+        if spec.get("nodes", 1) <= 1:
+            continue
+        if rule not in MULTINODE_RULES:
+            raise ConfigError(f"resources.rules.{rule}.nodes: only {' and '.join(MULTINODE_RULES)} run across "
+                              "several nodes")
+        if not config.get("mllm", {}).get("accelerate_config"):
+            raise ConfigError(f"resources.rules.{rule}.nodes: several nodes need mllm.accelerate_config "
+                              "(e.g. config/accelerate/multinode-deepspeed.yaml)")
 
 
 def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, label: str) -> dict:

@@ -142,12 +142,16 @@ def stage1_input(wildcards):
     return [f"results/mllm/{wildcards.enc}/{wildcards.ds}/{wildcards.llm}/stage1/{source}/DONE.json"]
 
 
-def mllm_launcher():
-    """`modgap`, or `accelerate launch` with the configured accelerate config (multi-GPU, DeepSpeed, FSDP)."""
+def mllm_launcher(rule):
+    """`modgap`, or `modgap mllm launch` with the configured accelerate config (multi-GPU, DeepSpeed, FSDP,
+    several SLURM nodes: the rule's resources give the node count and GPUs per node)."""
     accelerate_config = config["mllm"].get("accelerate_config")
     if not accelerate_config:
         return "modgap"
-    return f"accelerate launch --config_file {shlex.quote(accelerate_config)} -m modgap.cli"
+    res = resources_of(rule)
+    # modgap.mllm.launch: plain accelerate on one node, one srun task per node in a multi-node allocation
+    return (f"modgap mllm launch --accelerate-config {shlex.quote(accelerate_config)}"
+            f" --nodes {int(res['nodes'])} --gpus-per-node {int(res['gpu'])} --")
 
 
 def mllm_targets():
@@ -255,7 +259,7 @@ def in_report(paths, category, caption):
 # `rules.<rule>`. threads, mem_mb and runtime (minutes) size local and cluster jobs; gpu > 0 makes a
 # SLURM job ask for GPUs (--gpus) and, with the local-gpu profile's `resources: gpu=N`, stops Snakemake
 # from starting more GPU jobs at once than there are GPUs.
-RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
+RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0, "nodes": 1}
 
 
 def resources_of(rule):
@@ -268,4 +272,16 @@ def rule_threads(rule):
 
 
 def rule_resources(rule):
-    return {k: v for k, v in resources_of(rule).items() if k != "threads"}
+    res = {k: v for k, v in resources_of(rule).items() if k != "threads"}
+    if res["nodes"] == 1:
+        del res["nodes"]  # one node is every executor's default
+        return res
+    # Several nodes (MLLM training, modgap.mllm.launch), as the SLURM executor plugin reads them: `mpi`
+    # makes the jobstep run the rule's command in the batch step, where the launcher's own srun starts
+    # one task per node; tasks = nodes for that srun (tasks_per_gpu 0 keeps the plugin from turning
+    # `tasks` into --ntasks-per-gpu); GPUs as per-node GRES, since `gpu` would be --gpus, the job total.
+    gpus = res.pop("gpu")
+    res.update(mpi="srun", tasks=res["nodes"], tasks_per_gpu=0)
+    if gpus:
+        res["gres"] = f"gpu:{gpus}"
+    return res

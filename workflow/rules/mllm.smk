@@ -13,7 +13,7 @@ rule mllm_stage1:
         done="results/mllm/{enc}/{ds}/{llm}/stage1/{source}/DONE.json",
     params:
         preset=config["mllm"]["preset"],
-        launcher=mllm_launcher(),
+        launcher=mllm_launcher("mllm_stage1"),
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, wc.source),
     threads: rule_threads("mllm_stage1")
@@ -41,7 +41,7 @@ rule mllm_stage2:
         done="results/mllm/{enc}/{ds}/{llm}/{regime}/stage2/DONE.json",
     params:
         preset=config["mllm"]["preset"],
-        launcher=mllm_launcher(),
+        launcher=mllm_launcher("mllm_stage2"),
         llm=lambda wc: as_json(wc.llm),
         visual=lambda wc: visual_args(wc, config["mllm"]["regimes"][wc.regime]["stage2"]),
         init_from=lambda wc, input: os.path.dirname(input.stage1[0]) if input.stage1 else "none",

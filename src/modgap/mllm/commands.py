@@ -1,9 +1,10 @@
 """``modgap mllm …``: ReVision training stages and the paper-tier/accelerate config helpers.
 
 Heavy imports (torch, transformers, accelerate) happen inside the handlers so ``modgap --help``
-stays fast. Multi-process/GPU runs go through ``accelerate launch``::
+stays fast. Multi-process/GPU runs go through ``accelerate launch``, on one machine or one task per SLURM
+node, via ``modgap mllm launch`` (:mod:`modgap.mllm.launch`)::
 
-    accelerate launch --config_file config/accelerate/1gpu.yaml -m modgap.cli mllm train ...
+    modgap mllm launch --accelerate-config config/accelerate/1gpu.yaml -- mllm train ...
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def register(subparsers: Any) -> None:
     train.add_argument("--init-from", default="none", help="completed stage-1 folder, or 'none'")
     train.add_argument("--out-dir", required=True, help="results/mllm/{enc}/{ds}/{llm}/{m}/stage{1,2}")
     train.set_defaults(func=_train)
+
+    launch = sub.add_parser("launch", help="run a modgap command under accelerate launch (one srun task per node "
+                                           "in a multi-node SLURM allocation)")
+    from modgap.mllm.launch import add_arguments
+
+    add_arguments(launch)
+    launch.set_defaults(func=_launch)
 
     show = sub.add_parser("config", help="print a preset or config file, resolved with defaults, as JSON")
     show.add_argument("config", nargs="?", default="embedded")
@@ -70,6 +78,13 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(json.dumps({k: summary.get(k) for k in ("stage", "steps", "first_loss", "final_loss", "wall_seconds")}))
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from modgap.mllm.launch import run, strip_separator
+
+    return run(args.accelerate_config, strip_separator(args.modgap_args), nodes=args.nodes,
+               gpus_per_node=args.gpus_per_node)
 
 
 def _show_config(args: argparse.Namespace) -> int:
