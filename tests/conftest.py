@@ -38,3 +38,22 @@ def _one_blas_thread():
 @pytest.fixture
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+# Shared by the evaluation runner and constrained-choice tests (tests/_eval_fixtures.py).
+@pytest.fixture
+def items():
+    from _eval_fixtures import manifest, word_similarity
+    from modgap.evaluation.suite import build_suite
+
+    return build_suite(manifest(), params={"caption_items": 10, "pope_items": 12, "choice_items": 8},
+                       similarity=word_similarity)
+
+
+@pytest.fixture
+def fake_generation(monkeypatch):
+    """The runner calls ``_eval_fixtures.fake_generate`` instead of a model."""
+    import modgap.mllm.generate as generate_module
+    from _eval_fixtures import fake_generate
+
+    monkeypatch.setattr(generate_module, "generate", fake_generate)

@@ -8,23 +8,16 @@ import numpy as np
 import pytest
 
 import modgap.mllm.generate as generate_module
-from _eval_fixtures import FakeMLLM, fake_generate, manifest, word_similarity
+from _eval_fixtures import FakeMLLM
 from modgap.errors import ConfigError
 from modgap.evaluation.runner import run_items, visual_inputs
 from modgap.evaluation.score import score_records
-from modgap.evaluation.suite import build_suite
 from modgap.mllm.data import EmbeddingTable
 
 
-@pytest.fixture
-def items():
-    return build_suite(manifest(), params={"caption_items": 10, "pope_items": 12, "choice_items": 8},
-                       similarity=word_similarity)
-
-
 @pytest.fixture(autouse=True)
-def _fake(monkeypatch):
-    monkeypatch.setattr(generate_module, "generate", fake_generate)
+def _fake(fake_generation):
+    pass
 
 
 def _table(items):
