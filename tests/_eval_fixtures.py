@@ -43,4 +43,3 @@ def fake_generate(mllm: FakeMLLM, embeddings, prompts, **_: object) -> list[str]
         mllm.calls.append((prompt, embeddings is not None))
         out.append(mllm.answer(prompt, None if embeddings is None else embeddings[k]))
     return out
-
