@@ -77,6 +77,15 @@ def assert_one_line_error(rc: int, err: str, *expect: str) -> None:
         assert text in errors[0], errors[0]
 
 
+def assert_refused_while_locked(capsys, stage: str, lock: Path, argv: list[str], out: Path) -> None:
+    """With the stage's lock held (another run in progress), the command fails cleanly and writes nothing."""
+    TRIED[stage] += 1
+    with folder_lock(lock):
+        rc, err = run_cli(capsys, *argv)
+    assert_one_line_error(rc, err, "another run")
+    assert not out.exists()
+
+
 def snapshot(path: Path) -> dict[str, bytes] | None:
     """Every file under ``path`` (hidden ones included) with its bytes; None if ``path`` is absent."""
     if not path.exists():
@@ -307,12 +316,8 @@ def test_gap_stats_on_huge_rows_writes_no_nan(clean_tree, tmp_path, capsys):
 
 
 def test_gap_stats_concurrent_run_is_refused(clean_tree, tmp_path, capsys):
-    TRIED["gap"] += 1
     out = tmp_path / "out"
-    with folder_lock(out.parent / f".{out.name}.lock"):
-        rc, err = run_cli(capsys, *gap_argv(clean_tree, out))
-    assert_one_line_error(rc, err, "another run")
-    assert not out.exists()
+    assert_refused_while_locked(capsys, "gap", out.parent / f".{out.name}.lock", gap_argv(clean_tree, out), out)
 
 
 # --- align run ---------------------------------------------------------------------------------------
@@ -395,12 +400,8 @@ def test_realign_on_one_row_stats_split_fails_instead_of_nan(tree, tmp_path, cap
 
 
 def test_align_run_concurrent_run_is_refused(clean_tree, tmp_path, capsys):
-    TRIED["align"] += 1
     out = tmp_path / "out"
-    with folder_lock(out.parent / f".{out.name}.lock"):
-        rc, err = run_cli(capsys, *align_argv(clean_tree, out))
-    assert_one_line_error(rc, err, "another run")
-    assert not out.exists()
+    assert_refused_while_locked(capsys, "align", out.parent / f".{out.name}.lock", align_argv(clean_tree, out), out)
 
 
 def test_align_rerun_is_byte_identical_with_timing_apart_and_mode_0644(clean_tree, tmp_path, align_reference):
@@ -652,12 +653,9 @@ def test_data_prepare_bad_input(fault, server, tmp_path, capsys):
 
 
 def test_data_prepare_concurrent_run_is_refused(server, tmp_path, capsys):
-    TRIED["data"] += 1
     out = tmp_path / "ds" / "manifest.parquet"
-    with folder_lock(out.with_name(f".{out.name}.lock")):
-        rc, err = run_cli(capsys, *prepare_argv(http_config(server, tmp_path), out))
-    assert_one_line_error(rc, err, "another run")
-    assert not out.exists()
+    assert_refused_while_locked(capsys, "data", out.with_name(f".{out.name}.lock"),
+                                prepare_argv(http_config(server, tmp_path), out), out)
 
 
 def test_data_prepare_cleans_temporaries_of_killed_runs(server, tmp_path, capsys):
