@@ -16,9 +16,18 @@ def make_embedded(root: Path, n: int = 6) -> Path:
     for i in range(n):
         data = f"image {i}".encode()
         (root / "images" / f"img{i}.jpg").write_bytes(data)
-        rows.append({"id": f"e{i:02d}", "file": f"images/img{i}.jpg", "caption": f"a thing number {i}",
-                     "labels": "animal;red" if i % 2 else "", "source_package": "fakepkg",
-                     "source_version": "1.0", "license": "CC0-1.0", "sha256": hashlib.sha256(data).hexdigest()})
+        rows.append(
+            {
+                "id": f"e{i:02d}",
+                "file": f"images/img{i}.jpg",
+                "caption": f"a thing number {i}",
+                "labels": "animal;red" if i % 2 else "",
+                "source_package": "fakepkg",
+                "source_version": "1.0",
+                "license": "CC0-1.0",
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     return root
 

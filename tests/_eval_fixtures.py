@@ -16,9 +16,15 @@ def manifest(n_test: int = 30, n_train: int = 40, seed: int = 0) -> pd.DataFrame
     for split, n in (("train", n_train), ("test", n_test), ("diag", 10)):
         for i in range(n):
             labels = [VOCAB[j] for j in rng.choice(len(VOCAB), size=int(rng.integers(1, 3)), replace=False)]
-            rows.append({"id": f"{split}-{i}", "image_path": f"images/{split}-{i}.jpg",
-                         "caption": f"a picture of {labels[0].split('/')[-1]} number {i}", "labels": labels,
-                         "split": split})
+            rows.append(
+                {
+                    "id": f"{split}-{i}",
+                    "image_path": f"images/{split}-{i}.jpg",
+                    "caption": f"a picture of {labels[0].split('/')[-1]} number {i}",
+                    "labels": labels,
+                    "split": split,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -46,8 +46,9 @@ def items():
     from _eval_fixtures import manifest, word_similarity
     from modgap.evaluation.suite import build_suite
 
-    return build_suite(manifest(), params={"caption_items": 10, "pope_items": 12, "choice_items": 8},
-                       similarity=word_similarity)
+    return build_suite(
+        manifest(), params={"caption_items": 10, "pope_items": 12, "choice_items": 8}, similarity=word_similarity
+    )
 
 
 @pytest.fixture

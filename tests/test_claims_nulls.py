@@ -137,7 +137,8 @@ def test_bootstrap_point_matches_the_diagnostics():
     expect = {
         "Phi": instance_consistency(y, subs["a"]) - instance_consistency(y, subs["b"]),
         "Omega_20": neighbourhood_consistency(y, subs["a"], 20) - neighbourhood_consistency(y, subs["b"], 20),
-        "M_X": mix_a["M_X"] - mix_b["M_X"], "M_Z": mix_a["M_Z"] - mix_b["M_Z"],
+        "M_X": mix_a["M_X"] - mix_b["M_X"],
+        "M_Z": mix_a["M_Z"] - mix_b["M_Z"],
         "mixing_rate": mix_a["mixing_rate"] - mix_b["mixing_rate"],
         "delta_mu": np.linalg.norm((subs["a"] - x).mean(0)) - np.linalg.norm((subs["b"] - x).mean(0)),
     }
@@ -216,8 +217,15 @@ def test_local_phantom_formula_tracks_the_regime_and_is_judged_against_its_contr
 # --- the verdict logic on hand-made namespaces ---------------------------------------------
 
 
-GT = {"id": "t", "source": "s", "statement": "s", "scope": "structural", "measure": "m",
-      "test": {"op": ">", "threshold": "null_q99"}, "null_model": {"name": "iso", "key": "null.x"}}
+GT = {
+    "id": "t",
+    "source": "s",
+    "statement": "s",
+    "scope": "structural",
+    "measure": "m",
+    "test": {"op": ">", "threshold": "null_q99"},
+    "null_model": {"name": "iso", "key": "null.x"},
+}
 
 
 @pytest.mark.parametrize(("value", "expected"), [(3.0, HOLDS), (1.5, FAILS)])
@@ -255,8 +263,20 @@ def test_requirements_gate_the_verdict():
 def test_every_claim_names_its_null_and_every_alignment_ordering_has_an_interval():
     for c in load_claims():
         assert c["null_model"]["name"]
-        if c["id"].startswith(("aa-gap-order", "aa-coverage", "aa-semantics", "aa-neighbourhoods", "ra-js",
-                               "ra-mixing", "aa-relative", "aa-penetration", "ra-c3-flattens", "ra-neighbourhoods")):
+        if c["id"].startswith(
+            (
+                "aa-gap-order",
+                "aa-coverage",
+                "aa-semantics",
+                "aa-neighbourhoods",
+                "ra-js",
+                "ra-mixing",
+                "aa-relative",
+                "aa-penetration",
+                "ra-c3-flattens",
+                "ra-neighbourhoods",
+            )
+        ):
             assert c.get("interval") == "bootstrap", c["id"]
     by_construction = {c["id"] for c in load_claims() if c.get("by_construction")}
     expected = {"ra-float64-precision", "ra-realign-closes-gap-in-sample", "ra-spectrum-exponent-preserved"}
@@ -265,9 +285,14 @@ def test_every_claim_names_its_null_and_every_alignment_ordering_has_an_interval
 
 def test_blind_baseline_claim_is_uninformative_when_chance_beats_the_baseline():
     """A base LLM that scores below chance (answers that do not parse) is beaten by a chance scorer."""
-    ns = {"eval.realign>image.avg": 0.26, "eval.base_llm.avg": 0.09, "eval.realign>image.parse_rate": 1.0,
-          "eval.base_llm.parse_rate": 1.0, "eval.realign>image.avg_ci_halfwidth": 0.02,
-          "eval.base_llm.avg_ci_halfwidth": 0.01}
+    ns = {
+        "eval.realign>image.avg": 0.26,
+        "eval.base_llm.avg": 0.09,
+        "eval.realign>image.parse_rate": 1.0,
+        "eval.base_llm.parse_rate": 1.0,
+        "eval.realign>image.avg_ci_halfwidth": 0.02,
+        "eval.base_llm.avg_ci_halfwidth": 0.01,
+    }
     assert verdict("ra-trained-beats-blind", ns) == UNINFORMATIVE
     assert verdict("ra-trained-beats-blind", {**ns, "eval.base_llm.parse_rate": 0.3}) == UNMEASURABLE
 
@@ -279,8 +304,9 @@ def test_tally_and_markdown_show_all_four_kinds():
     line = tally_line(counts)
     assert line.startswith("2 hold, 1 do not hold, 1 uninformative")
     rows = evaluate_claims({}, "embedded")
-    text = render_markdown({"tier": "embedded", "runs": {"e/d": rows}, "counts": {"e/d": tally(rows)},
-                            "tally": {"counts": tally(rows)}})
+    text = render_markdown(
+        {"tier": "embedded", "runs": {"e/d": rows}, "counts": {"e/d": tally(rows)}, "tally": {"counts": tally(rows)}}
+    )
     assert "<!-- claims-tally -->" in text and "null (its value)" in text
 
 
@@ -289,9 +315,18 @@ def test_sweep_rejudges_the_claim_at_each_parameter_value():
     shows both verdicts, the headline verdict is the one at the configured C3."""
     cl = claim("aa-semantics-realign-over-c3")
     key = "boot.align.realign.Phi-align.c3.Phi"
-    ns = {"align.realign.Phi": 0.93, "align.c3.Phi": 0.90, f"{key}.lo": 0.02, f"{key}.hi": 0.04,
-          f"sweep.c3.0.3.{key}.lo": 0.02, f"sweep.c3.0.3.{key}.hi": 0.04, f"sweep.c3.0.3.{key}.point": 0.03,
-          f"sweep.c3.2.{key}.lo": -0.01, f"sweep.c3.2.{key}.hi": 0.01, f"sweep.c3.2.{key}.point": 0.001}
+    ns = {
+        "align.realign.Phi": 0.93,
+        "align.c3.Phi": 0.90,
+        f"{key}.lo": 0.02,
+        f"{key}.hi": 0.04,
+        f"sweep.c3.0.3.{key}.lo": 0.02,
+        f"sweep.c3.0.3.{key}.hi": 0.04,
+        f"sweep.c3.0.3.{key}.point": 0.03,
+        f"sweep.c3.2.{key}.lo": -0.01,
+        f"sweep.c3.2.{key}.hi": 0.01,
+        f"sweep.c3.2.{key}.point": 0.001,
+    }
     row = evaluate_claims(ns, "embedded", [cl])[0]
     assert row["verdict"] == HOLDS
     assert [(s["value"], s["verdict"]) for s in row["sweep"]] == [(0.3, HOLDS), (2.0, UNMEASURABLE)]

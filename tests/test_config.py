@@ -35,8 +35,10 @@ def test_default_config_is_valid(config, schema):
         (lambda c: c["datasets"]["embedded"].update(source="ftp"), "datasets.embedded.source"),
         (lambda c: c.update(unknown_key=1), "unknown_key"),
         (lambda c: c["runs"][0].update(encoder="nope"), "runs.0.encoder"),
-        (lambda c: c["encoders"]["lit-effnet-minilm"]["train"].update(dataset="nope"),
-         "encoders.lit-effnet-minilm.train.dataset"),
+        (
+            lambda c: c["encoders"]["lit-effnet-minilm"]["train"].update(dataset="nope"),
+            "encoders.lit-effnet-minilm.train.dataset",
+        ),
         (lambda c: c["eval"]["suite"].update(captions=3), "eval.suite"),
         (lambda c: c["eval"]["suite"].update(pope_negatives=["hard"]), "eval.suite.pope_negatives.0"),
         (lambda c: c["eval"].update(conditions=["noise"]), "eval.conditions.0"),

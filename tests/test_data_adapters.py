@@ -21,8 +21,9 @@ from modgap.io import sha256_bytes
 
 
 def coco_cfg(root: Path, **coco: object) -> dict:
-    return load_dataset_config({"source": "folder", "format": "coco", "path": str(root), "name": "coco2017",
-                                "coco": coco})
+    return load_dataset_config(
+        {"source": "folder", "format": "coco", "path": str(root), "name": "coco2017", "coco": coco}
+    )
 
 
 def test_coco_one_row_per_image_with_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,8 +63,9 @@ def test_coco_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def folder_cfg(root: Path, **folder: object) -> dict:
-    return load_dataset_config({"source": "folder", "format": "folder", "path": str(root), "license": "CC0-1.0",
-                                "folder": folder})
+    return load_dataset_config(
+        {"source": "folder", "format": "folder", "path": str(root), "license": "CC0-1.0", "folder": folder}
+    )
 
 
 def test_folder_csv_with_multiple_captions(tmp_path: Path) -> None:

@@ -109,9 +109,7 @@ def test_server_ignoring_range_restarts_cleanly(server: FakeServer, tmp_path: Pa
 
 
 @pytest.mark.parametrize("kind", ["truncated", "corrupted"])
-def test_bad_content_raises_checksum_error_and_leaves_no_file(
-    server: FakeServer, tmp_path: Path, kind: str
-) -> None:
+def test_bad_content_raises_checksum_error_and_leaves_no_file(server: FakeServer, tmp_path: Path, kind: str) -> None:
     data = make_zip()
     if kind == "truncated":
         served = data[: len(data) // 2]

@@ -30,8 +30,12 @@ def server() -> Iterator[FakeServer]:
 def test_prepare_embedded_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     make_embedded(Path("data/embedded"), n=20)
-    cfg = {"source": "embedded", "format": "embedded", "path": "data/embedded",
-           "splits": {"stats": 0.4, "diag": 0.2, "train": 0.2, "test": 0.2}}
+    cfg = {
+        "source": "embedded",
+        "format": "embedded",
+        "path": "data/embedded",
+        "splits": {"stats": 0.4, "diag": 0.2, "train": 0.2, "test": 0.2},
+    }
     out = Path("resources/datasets/embedded/manifest.parquet")
     argv = ["data", "prepare", "--dataset-config", json.dumps(cfg), "--out", str(out), "--no-progress"]
     assert main(argv) == 0
@@ -76,14 +80,25 @@ def test_prepare_folder_with_counts(tmp_path: Path) -> None:
     for i in range(12):
         (tmp_path / f"{i}.png").write_bytes(bytes([i]))
     pd.DataFrame({"file": [f"{i}.png" for i in range(12)], "caption": [f"shape {i}" for i in range(12)]}).to_csv(
-        tmp_path / "captions.csv", index=False)
-    cfg = {"source": "folder", "format": "folder", "path": str(tmp_path), "name": "shapes", "max_items": 10,
-           "splits": {"stats": 4, "diag": 2, "train": 2, "test": 2}}
+        tmp_path / "captions.csv", index=False
+    )
+    cfg = {
+        "source": "folder",
+        "format": "folder",
+        "path": str(tmp_path),
+        "name": "shapes",
+        "max_items": 10,
+        "splits": {"stats": 4, "diag": 2, "train": 2, "test": 2},
+    }
     out = tmp_path / "out" / "manifest.parquet"
     assert main(["data", "prepare", "--dataset-config", json.dumps(cfg), "--out", str(out), "--no-progress"]) == 0
     table = read_manifest(out)
-    assert len(table) == 10 and table["split"].value_counts().to_dict() == {"stats": 4, "diag": 2, "train": 2,
-                                                                           "test": 2}
+    assert len(table) == 10 and table["split"].value_counts().to_dict() == {
+        "stats": 4,
+        "diag": 2,
+        "train": 2,
+        "test": 2,
+    }
     assert table["sha256"].iloc[0] == hashlib.sha256(bytes([int(table["id"].iloc[0][:-4])])).hexdigest()
 
 
@@ -100,10 +115,15 @@ def test_prepare_http_coco_archive(tmp_path: Path, server: FakeServer, monkeypat
     server.drop_after["/coco/val.zip"] = 2048  # the download is interrupted once and resumed
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("modgap.data.download.RETRY_BACKOFF_S", 0.0)
-    cfg = {"source": "http", "format": "coco", "name": "coco2017",
-           "url": server.url("/coco/val.zip"), "sha256": hashlib.sha256(data).hexdigest(),
-           "coco": {"subsets": ["val2017"], "instances": True},
-           "splits": {"stats": 0.5, "diag": 0.0, "train": 0.5, "test": 0.0}}
+    cfg = {
+        "source": "http",
+        "format": "coco",
+        "name": "coco2017",
+        "url": server.url("/coco/val.zip"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "coco": {"subsets": ["val2017"], "instances": True},
+        "splits": {"stats": 0.5, "diag": 0.0, "train": 0.5, "test": 0.0},
+    }
     out = Path("resources/datasets/coco/manifest.parquet")
     assert main(["data", "prepare", "--dataset-config", json.dumps(cfg), "--out", str(out), "--no-progress"]) == 0
     table = read_manifest(out)

@@ -65,13 +65,16 @@ def test_hf_snapshot_download_is_called_with_pinned_revision(tmp_path: Path, mon
         return str(local)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    cfg = load_dataset_config({
-        "source": "hf", "format": "folder",
-        "hf": {"repo_id": "someone/tiny-captions", "revision": "a" * 40, "allow_patterns": ["*.csv", "*.jpg"]},
-    })
+    cfg = load_dataset_config(
+        {
+            "source": "hf",
+            "format": "folder",
+            "hf": {"repo_id": "someone/tiny-captions", "revision": "a" * 40, "allow_patterns": ["*.csv", "*.jpg"]},
+        }
+    )
     root = sources.fetch(cfg, tmp_path / "raw")
     assert root == tmp_path / "raw" and (root / "captions.csv").is_file()
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     assert args == ("someone/tiny-captions",)
     assert kwargs["repo_type"] == "dataset" and kwargs["revision"] == "a" * 40
     assert kwargs["allow_patterns"] == ["*.csv", "*.jpg"]

@@ -39,18 +39,29 @@ def test_stats_roles_are_halves_of_the_stats_split() -> None:
 def test_sizes_from_fractions_and_counts() -> None:
     assert sum(split_sizes(FRACTIONS, 7).values()) == 7
     assert split_sizes({"stats": 4, "diag": 1, "train": 0, "test": 2}, 10) == {
-        "stats": 4, "diag": 1, "train": 0, "test": 2}
+        "stats": 4,
+        "diag": 1,
+        "train": 0,
+        "test": 2,
+    }
     out = assign_splits(items(10), {"stats": 4, "diag": 1, "train": 0, "test": 2}, seed=1)
     assert len(out) == 7  # the 3 left-over items are not used
     assert split_sizes({"stats": 0.5, "diag": 0.0, "train": 0.25, "test": 0.0}, 8) == {
-        "stats": 4, "diag": 0, "train": 2, "test": 0}
+        "stats": 4,
+        "diag": 0,
+        "train": 2,
+        "test": 0,
+    }
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"stats": 8, "diag": 4, "train": 0, "test": 0}, "need 12 items, the dataset has 10"),
-    ({"stats": 0.8, "diag": 0.4, "train": 0.0, "test": 0.0}, "sum to at most 1"),
-    ({"stats": 0.5, "diag": 0.5, "train": 0.0}, "expected exactly"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"stats": 8, "diag": 4, "train": 0, "test": 0}, "need 12 items, the dataset has 10"),
+        ({"stats": 0.8, "diag": 0.4, "train": 0.0, "test": 0.0}, "sum to at most 1"),
+        ({"stats": 0.5, "diag": 0.5, "train": 0.0}, "expected exactly"),
+    ],
+)
 def test_bad_split_specs_name_the_key(spec: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=f"key 'splits'.*{message}"):
         assign_splits(items(10), spec, seed=0)

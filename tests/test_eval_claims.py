@@ -67,10 +67,18 @@ def test_value_claims_are_not_judged_below_the_paper_tier():
 
 
 def test_namespace_keys_regimes_by_their_visual_inputs():
-    evaluation = {"enc": {"ds": {"regimes": {
-        "whatever-name": {"stage1": "realign", "stage2": "image", "avg": 0.6},
-        "no-s1": {"stage1": None, "stage2": "image", "avg": 0.4},
-    }, "base_llm": {"avg": 0.3}, "probes": {}}}}
+    evaluation = {
+        "enc": {
+            "ds": {
+                "regimes": {
+                    "whatever-name": {"stage1": "realign", "stage2": "image", "avg": 0.6},
+                    "no-s1": {"stage1": None, "stage2": "image", "avg": 0.4},
+                },
+                "base_llm": {"avg": 0.3},
+                "probes": {},
+            }
+        }
+    }
     ns = measurements("enc", "ds", evaluation=evaluation)
     assert ns["eval.realign>image.avg"] == 0.6 and ns["eval.none>image.avg"] == 0.4
     assert ns["eval.base_llm.avg"] == 0.3
@@ -78,11 +86,20 @@ def test_namespace_keys_regimes_by_their_visual_inputs():
 
 def test_mllm_claim_verdict_follows_the_measured_ordering():
     claims = [c for c in load_claims() if c["id"] == "ra-revision-beats-no-align"]
+
     def run(realign, identity, parse_rate=1.0):
-        evaluation = {"e": {"d": {"regimes": {
-            "r": {"stage1": "realign", "stage2": "image", "avg": realign, "parse_rate": parse_rate},
-            "i": {"stage1": "identity", "stage2": "image", "avg": identity, "parse_rate": 1.0}}}}}
+        evaluation = {
+            "e": {
+                "d": {
+                    "regimes": {
+                        "r": {"stage1": "realign", "stage2": "image", "avg": realign, "parse_rate": parse_rate},
+                        "i": {"stage1": "identity", "stage2": "image", "avg": identity, "parse_rate": 1.0},
+                    }
+                }
+            }
+        }
         return evaluate_claims(measurements("e", "d", evaluation=evaluation), "embedded", claims)[0]["verdict"]
+
     assert run(0.55, 0.50) == HOLDS
     assert run(0.50, 0.55) == FAILS
     # a compared model whose answers mostly do not parse cannot carry a verdict either way

@@ -25,25 +25,47 @@ def stage2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = make_fake_inputs(root / "data", n_train=16, n_test=12)
     cfg = load_config(tiny_config(llm, max_steps=1))
     out = root / "stage2"
-    train_stage(cfg, 2, out_dir=out, manifest=paths["manifest"], embeddings_root=paths["embeddings_root"],
-                substitutes=paths["substitutes"])
+    train_stage(
+        cfg,
+        2,
+        out_dir=out,
+        manifest=paths["manifest"],
+        embeddings_root=paths["embeddings_root"],
+        substitutes=paths["substitutes"],
+    )
     return {"stage": out, **paths}
 
 
 @pytest.fixture(scope="module")
 def suite(stage2: dict[str, Path]) -> Path:
     out = stage2["stage"].parent / "suite.jsonl"
-    params = json.dumps({"caption_items": 4, "pope_items": 4, "choice_items": 2,
-                         "pope_negatives": ["random", "popular"]})
+    params = json.dumps(
+        {"caption_items": 4, "pope_items": 4, "choice_items": 2, "pope_negatives": ["random", "popular"]}
+    )
     assert main(["eval", "suite", "--manifest", str(stage2["manifest"]), "--params", params, "--out", str(out)]) == 0
     return out
 
 
 def test_run_writes_per_sample_log_and_scores(stage2, suite, tmp_path):
     prefix = tmp_path / "image"
-    args = ["eval", "run", "--model-dir", str(stage2["stage"]), "--suite", str(suite), "--condition", "image",
-            "--embeddings-root", str(stage2["embeddings_root"]), "--out-prefix", str(prefix), "--bootstrap", "100",
-            "--max-new-tokens", json.dumps({"caption": 3, "pope": 2, "choice": 2})]
+    args = [
+        "eval",
+        "run",
+        "--model-dir",
+        str(stage2["stage"]),
+        "--suite",
+        str(suite),
+        "--condition",
+        "image",
+        "--embeddings-root",
+        str(stage2["embeddings_root"]),
+        "--out-prefix",
+        str(prefix),
+        "--bootstrap",
+        "100",
+        "--max-new-tokens",
+        json.dumps({"caption": 3, "pope": 2, "choice": 2}),
+    ]
     assert main(args) == 0
     records = read_jsonl(f"{prefix}.jsonl")
     assert len(records) == 4 + 4 * 3 + 2 * 4
@@ -60,20 +82,65 @@ def test_run_writes_per_sample_log_and_scores(stage2, suite, tmp_path):
 
 def test_base_llm_blind_baseline(stage2, suite, tmp_path):
     prefix = tmp_path / "base"
-    args = ["eval", "run", "--model-dir", str(stage2["stage"]), "--kind", "base-llm", "--suite", str(suite),
-            "--tasks", "pope,choice", "--condition", "blind", "--out-prefix", str(prefix), "--bootstrap", "100",
-            "--max-new-tokens", json.dumps({"pope": 2, "choice": 2})]
+    args = [
+        "eval",
+        "run",
+        "--model-dir",
+        str(stage2["stage"]),
+        "--kind",
+        "base-llm",
+        "--suite",
+        str(suite),
+        "--tasks",
+        "pope,choice",
+        "--condition",
+        "blind",
+        "--out-prefix",
+        str(prefix),
+        "--bootstrap",
+        "100",
+        "--max-new-tokens",
+        json.dumps({"pope": 2, "choice": 2}),
+    ]
     assert main(args) == 0
     assert json.loads(Path(f"{prefix}.json").read_text())["meta"]["kind"] == "base-llm"
 
 
 def test_run_errors_are_one_line(stage2, suite, tmp_path, capsys):
-    args = ["eval", "run", "--model-dir", str(stage2["stage"]), "--kind", "base-llm", "--suite", str(suite),
-            "--condition", "image", "--embeddings-root", str(stage2["embeddings_root"]),
-            "--out-prefix", str(tmp_path / "x")]
+    args = [
+        "eval",
+        "run",
+        "--model-dir",
+        str(stage2["stage"]),
+        "--kind",
+        "base-llm",
+        "--suite",
+        str(suite),
+        "--condition",
+        "image",
+        "--embeddings-root",
+        str(stage2["embeddings_root"]),
+        "--out-prefix",
+        str(tmp_path / "x"),
+    ]
     assert main(args) == 2
     assert "only --condition blind" in capsys.readouterr().err
-    assert main(["eval", "run", "--model-dir", str(tmp_path), "--suite", str(suite), "--condition", "blind",
-                 "--out-prefix", str(tmp_path / "y")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "run",
+                "--model-dir",
+                str(tmp_path),
+                "--suite",
+                str(suite),
+                "--condition",
+                "blind",
+                "--out-prefix",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "DONE.json" in capsys.readouterr().err
     assert not list(tmp_path.glob("y*"))  # nothing half-written

@@ -27,10 +27,12 @@ def test_pick_takes_the_log_sum_exp_over_spellings():
 
 
 def test_options_per_task():
-    assert constrained.options_for("pope", ()) == ("yes", "no")
-    assert constrained.options_for("choice", ("a", "b", "c", "d")) == ("A", "B", "C", "D")
-    with pytest.raises(Exception, match="caption"):
-        constrained.options_for("caption", ())
+    from modgap.evaluation.tasks import get_task
+
+    assert get_task("pope").options(()) == ("yes", "no")
+    assert get_task("choice").options(("a", "b", "c", "d")) == ("A", "B", "C", "D")
+    with pytest.raises(NotImplementedError, match="caption"):
+        get_task("caption").options(())
 
 
 def test_unparseable_rambling_is_scored_by_its_choice_not_as_wrong(items, monkeypatch):

@@ -25,7 +25,8 @@ def test_bleu_identity_is_one_and_clipping_applies():
     assert bleu({"x": "the cat sat on the mat"}, {"x": ["the cat sat on the mat"]}) == pytest.approx(1.0)
     # "the the the the": clipped unigram precision 2/4 against a reference with two "the", no bigram match
     assert bleu({"x": "the the the the"}, {"x": ["the cat on the mat"]}, max_n=1) == pytest.approx(
-        0.5 * math.exp(1 - 5 / 4))
+        0.5 * math.exp(1 - 5 / 4)
+    )
 
 
 def test_cider_d_hand_computed():
@@ -81,18 +82,33 @@ def test_errors_name_the_problem():
         cider_d({"a": "x"}, {"a": []})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Yes", "yes"), ("no.", "no"), ("I think yes, there is", "yes"), ("Nope", None), ("yesterday no", "no"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes", "yes"),
+        ("no.", "no"),
+        ("I think yes, there is", "yes"),
+        ("Nope", None),
+        ("yesterday no", "no"),
+        ("", None),
+    ],
+)
 def test_parse_yes_no(text, expected):
     assert parse_yes_no(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("B", "B"), ("B. dog", "B"), ("The answer is C", "C"), ("cat", "A"), ("Dog.", "B"), ("E", None),
-    ("Absolutely", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("B", "B"),
+        ("B. dog", "B"),
+        ("The answer is C", "C"),
+        ("cat", "A"),
+        ("Dog.", "B"),
+        ("E", None),
+        ("Absolutely", None),
+    ],
+)
 def test_parse_choice(text, expected):
     assert parse_choice(text, ["cat", "dog", "car", "tree"]) == expected
 

@@ -24,8 +24,13 @@ REGIMES = {
 
 
 def _write_scores(root, model, condition, answer, tasks=("caption", "pope", "choice")):
-    items = [i for i in build_suite(manifest(), params={"caption_items": 6, "pope_items": 8, "choice_items": 4},
-                                    similarity=word_similarity) if i.task in tasks]
+    items = [
+        i
+        for i in build_suite(
+            manifest(), params={"caption_items": 6, "pope_items": 8, "choice_items": 4}, similarity=word_similarity
+        )
+        if i.task in tasks
+    ]
     records = run_items(FakeMLLM(answer), items, None)
     prefix = root / "enc" / "ds" / "llm" / model / condition
     write_jsonl(f"{prefix}.jsonl", records)
@@ -49,10 +54,26 @@ def eval_root(tmp_path, monkeypatch):
 
 
 def test_report_writes_regimes_probe_and_paper_tables(eval_root):
-    args = ["eval", "report", "--runs", json.dumps([{"encoder": "enc", "dataset": "ds"}]),
-            "--regimes", json.dumps(REGIMES), "--llm", "llm", "--eval-root", str(eval_root / "eval"),
-            "--align-metrics-root", str(eval_root / "align"), "--metrics-out", str(eval_root / "eval.json"),
-            "--tables-dir", str(eval_root / "tables"), "--figure-prefix", str(eval_root / "fig")]
+    args = [
+        "eval",
+        "report",
+        "--runs",
+        json.dumps([{"encoder": "enc", "dataset": "ds"}]),
+        "--regimes",
+        json.dumps(REGIMES),
+        "--llm",
+        "llm",
+        "--eval-root",
+        str(eval_root / "eval"),
+        "--align-metrics-root",
+        str(eval_root / "align"),
+        "--metrics-out",
+        str(eval_root / "eval.json"),
+        "--tables-dir",
+        str(eval_root / "tables"),
+        "--figure-prefix",
+        str(eval_root / "fig"),
+    ]
     assert main(args) == 0
     metrics = json.loads((eval_root / "eval.json").read_text())["enc"]["ds"]
     identity = metrics["regimes"]["revision-identity"]
@@ -98,14 +119,35 @@ def test_paper_tables_have_full_rows():
 
 def test_lmms_eval_results_become_a_table(eval_root):
     stage = eval_root / "eval" / "enc" / "ds" / "llm" / "revision-realign"
-    (stage / "lmms_eval.json").write_text(json.dumps({
-        "harness": {"lmms_eval": "0.7.3"},
-        "results": {"pope": {"alias": "pope", "pope_accuracy,none": 0.71, "pope_accuracy_stderr,none": 0.01}}}))
+    (stage / "lmms_eval.json").write_text(
+        json.dumps(
+            {
+                "harness": {"lmms_eval": "0.7.3"},
+                "results": {"pope": {"alias": "pope", "pope_accuracy,none": 0.71, "pope_accuracy_stderr,none": 0.01}},
+            }
+        )
+    )
     (stage / "lmms_eval_blind.json").write_text(json.dumps({"results": {"pope": {"pope_accuracy,none": 0.5}}}))
-    args = ["eval", "report", "--runs", json.dumps([{"encoder": "enc", "dataset": "ds"}]),
-            "--regimes", json.dumps(REGIMES), "--llm", "llm", "--eval-root", str(eval_root / "eval"),
-            "--align-metrics-root", str(eval_root / "align"), "--metrics-out", str(eval_root / "eval.json"),
-            "--tables-dir", str(eval_root / "tables"), "--figure-prefix", str(eval_root / "fig")]
+    args = [
+        "eval",
+        "report",
+        "--runs",
+        json.dumps([{"encoder": "enc", "dataset": "ds"}]),
+        "--regimes",
+        json.dumps(REGIMES),
+        "--llm",
+        "llm",
+        "--eval-root",
+        str(eval_root / "eval"),
+        "--align-metrics-root",
+        str(eval_root / "align"),
+        "--metrics-out",
+        str(eval_root / "eval.json"),
+        "--tables-dir",
+        str(eval_root / "tables"),
+        "--figure-prefix",
+        str(eval_root / "fig"),
+    ]
     assert main(args) == 0
     table = pd.read_csv(eval_root / "tables" / "enc" / "ds" / "lmms_eval.csv")
     assert set(zip(table["condition"], table["value"], strict=True)) == {("image", 0.71), ("blind", 0.5)}
@@ -117,8 +159,9 @@ def test_avg_interval_matches_the_score_and_counts_redrawn_images_twice(monkeypa
     from modgap.evaluation.tables import _average, _per_image, avg_interval
 
     monkeypatch.setattr(generate_module, "generate", fake_generate)
-    items = build_suite(manifest(), params={"caption_items": 0, "pope_items": 8, "choice_items": 6},
-                        similarity=word_similarity)
+    items = build_suite(
+        manifest(), params={"caption_items": 0, "pope_items": 8, "choice_items": 6}, similarity=word_similarity
+    )
     choice = {i.question: i for i in items if i.task == "choice"}
     knows = sorted({i.image_id for i in choice.values()})[::2]  # right on every rotation for half the images
 
@@ -130,8 +173,8 @@ def test_avg_interval_matches_the_score_and_counts_redrawn_images_twice(monkeypa
     images = _per_image(records)
     assert _average(list(images.values())) == pytest.approx(score_records(records)["avg"])
     # an image drawn twice weighs twice: duplicate one circular-MC image that is right
-    right = next(img for img in images.values() if img["choice"])
-    wrong = [img for img in images.values() if img["choice"] is False]
+    right = next(img for img in images.values() if img.get("choice"))
+    wrong = [img for img in images.values() if img.get("choice") is False]
     assert _average([right, right, *wrong]) > _average([right, *wrong])
     ci = avg_interval(records, resamples=300)
     assert ci["avg_ci_low"] <= score_records(records)["avg"] <= ci["avg_ci_high"]

@@ -12,8 +12,11 @@ from modgap.evaluation.suite import SuiteLeakError, build_suite, suite_summary
 
 
 def _suite(**params):
-    return build_suite(manifest(), params={"caption_items": 10, "pope_items": 12, "choice_items": 8, **params},
-                       similarity=word_similarity)
+    return build_suite(
+        manifest(),
+        params={"caption_items": 10, "pope_items": 12, "choice_items": 8, **params},
+        similarity=word_similarity,
+    )
 
 
 def test_suite_uses_only_held_out_images():

@@ -39,8 +39,15 @@ from modgap.io import folder_lock
 TRIED: Counter[str] = Counter()
 D = 8  # embedding dimension of the synthetic splits
 GAP_PARAMS = {
-    "phantom_mc": 200, "phantom_max_rows": 200, "random_draws": 2, "mixing_shuffles": 2,
-    "transform_max_pairs": 100, "knn_k": 5, "oracle_k": 4, "eta_ranks": [2, 4], "report_k": [1, 2, 4],
+    "phantom_mc": 200,
+    "phantom_max_rows": 200,
+    "random_draws": 2,
+    "mixing_shuffles": 2,
+    "transform_max_pairs": 100,
+    "knn_k": 5,
+    "oracle_k": 4,
+    "eta_ranks": [2, 4],
+    "report_k": [1, 2, 4],
     "hash_inputs": False,
 }
 SPLITS = ("train", "test")
@@ -108,8 +115,9 @@ def unit(n: int, seed: int, offset_axis: int, dim: int = D) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def write_split(directory: Path, x: np.ndarray | None, y: np.ndarray, image_ids: list[str] | None,
-                text_ids: list[str]) -> None:
+def write_split(
+    directory: Path, x: np.ndarray | None, y: np.ndarray, image_ids: list[str] | None, text_ids: list[str]
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if x is not None:
         np.save(directory / "image.npy", x)
@@ -120,8 +128,9 @@ def write_split(directory: Path, x: np.ndarray | None, y: np.ndarray, image_ids:
 
 def build_tree(root: Path) -> Path:
     """stats (unpaired, 40 + 40), diag (30 pairs), train and test (20 texts each) at dimension D."""
-    write_split(root / "stats", unit(40, 1, 0), unit(40, 2, 1), [f"si{i}" for i in range(40)],
-                [f"st{i}" for i in range(40)])
+    write_split(
+        root / "stats", unit(40, 1, 0), unit(40, 2, 1), [f"si{i}" for i in range(40)], [f"st{i}" for i in range(40)]
+    )
     ids = [f"d{i}" for i in range(30)]
     write_split(root / "diag", unit(30, 3, 0), unit(30, 4, 1), ids, ids)
     for k, split in enumerate(SPLITS):
@@ -151,6 +160,7 @@ def truncate(path: Path) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         data = (root / path).read_bytes()
         (root / path).write_bytes(data[: len(data) // 2])
+
     return apply
 
 
@@ -161,6 +171,7 @@ def replace_bytes(path: Path, data: bytes) -> Callable[[Path], None]:
 def edit_array(path: Path, edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         np.save(root / path, edit(_load(root / path)))
+
     return apply
 
 
@@ -169,12 +180,14 @@ def set_value(value: float, row: int = 3) -> Callable[[np.ndarray], np.ndarray]:
         a = a.copy()
         a[row, 1] = value
         return a
+
     return edit
 
 
 def object_array(root_path: Path) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         np.save(root / root_path, np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
+
     return apply
 
 
@@ -182,6 +195,7 @@ def edit_ids(path: Path, edit: Callable[[list[str]], list[str]]) -> Callable[[Pa
     def apply(root: Path) -> None:
         ids = (root / path).read_text().split()
         (root / path).write_text("".join(f"{i}\n" for i in edit(ids)))
+
     return apply
 
 
@@ -191,6 +205,7 @@ def one_row(split: str, paired: bool) -> Callable[[Path], None]:
             np.save(root / split / f"{m}.npy", _load(root / split / f"{m}.npy")[:1])
             ids = (root / split / f"{m}_ids.txt").read_text().split()[:1]
             (root / split / f"{m}_ids.txt").write_text(f"{ids[0]}\n")
+
     return apply
 
 
@@ -199,6 +214,7 @@ def other_dim(split: str, modalities: tuple[str, ...] = ("image", "text")) -> Ca
         for m in modalities:
             n = _load(root / split / f"{m}.npy").shape[0]
             np.save(root / split / f"{m}.npy", unit(n, 99, 0, dim=D - 2))
+
     return apply
 
 
@@ -211,6 +227,7 @@ def chain(*fns: Callable[[Path], None]) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         for fn in fns:
             fn(root)
+
     return apply
 
 
@@ -233,15 +250,18 @@ EMBEDDING_FAULTS: dict[str, Callable[[Path], None]] = {
     "fewer ids than rows": edit_ids(P("stats/image_ids.txt"), lambda ids: ids[:-5]),
     "more ids than rows": edit_ids(P("diag/text_ids.txt"), lambda ids: [*ids, "x1", "x2"]),
     "diag pairing broken": edit_ids(P("diag/text_ids.txt"), lambda ids: ids[::-1]),
-    "diag rows differ": chain(edit_array(P("diag/text.npy"), lambda a: a[:-3]),
-                              edit_ids(P("diag/text_ids.txt"), lambda ids: ids[:-3])),
+    "diag rows differ": chain(
+        edit_array(P("diag/text.npy"), lambda a: a[:-3]), edit_ids(P("diag/text_ids.txt"), lambda ids: ids[:-3])
+    ),
     "diag dimension differs": other_dim("diag"),
     "stats text dimension differs": other_dim("stats", ("text",)),
     "one-row stats split": one_row("stats", paired=False),
     "one-row diag split": one_row("diag", paired=True),
     "missing diag file": lambda root: (root / "diag" / "text.npy").unlink(),
-    "directory instead of file": lambda root: ((root / "stats" / "image.npy").unlink(),
-                                               (root / "stats" / "image.npy").mkdir()),
+    "directory instead of file": lambda root: (
+        (root / "stats" / "image.npy").unlink(),
+        (root / "stats" / "image.npy").mkdir(),
+    ),
 }
 ALIGN_ONLY_FAULTS: dict[str, Callable[[Path], None]] = {
     "split text dimension differs": other_dim("train", ("text",)),
@@ -259,8 +279,22 @@ ALIGN_ONLY_FAULTS: dict[str, Callable[[Path], None]] = {
 
 
 def gap_argv(root: Path, out: Path, params: dict | None = None) -> list[str]:
-    return ["gap", "stats", "--stats-dir", str(root / "stats"), "--diag-dir", str(root / "diag"),
-            "--out-dir", str(out), "--params", json.dumps(params or GAP_PARAMS), "--encoder", "e", "--dataset", "d"]
+    return [
+        "gap",
+        "stats",
+        "--stats-dir",
+        str(root / "stats"),
+        "--diag-dir",
+        str(root / "diag"),
+        "--out-dir",
+        str(out),
+        "--params",
+        json.dumps(params or GAP_PARAMS),
+        "--encoder",
+        "e",
+        "--dataset",
+        "d",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -324,9 +358,27 @@ def test_gap_stats_concurrent_run_is_refused(clean_tree, tmp_path, capsys):
 
 
 def align_argv(root: Path, out: Path, method: str = "realign", params: dict | None = None) -> list[str]:
-    return ["align", "run", "--method", method, "--params", json.dumps(params or {}),
-            "--stats-dir", str(root / "stats"), "--splits-root", str(root), "--splits", *SPLITS, "diag",
-            "--diag-dir", str(root / "diag"), "--out-dir", str(out), "--pairs", "500"]
+    return [
+        "align",
+        "run",
+        "--method",
+        method,
+        "--params",
+        json.dumps(params or {}),
+        "--stats-dir",
+        str(root / "stats"),
+        "--splits-root",
+        str(root),
+        "--splits",
+        *SPLITS,
+        "diag",
+        "--diag-dir",
+        str(root / "diag"),
+        "--out-dir",
+        str(out),
+        "--pairs",
+        "500",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -494,15 +546,25 @@ DATA_MODULES = ("modgap.data.prepare",)
 EMBED_MODULES = ("modgap.embed.extract", "open_clip", "torch")
 
 
-def kill_at_each_write(argv: list[str], out: Path, stage: str, warm: tuple[str, ...], *, marker: str = "",
-                       tiny: bool = False) -> dict:
+def kill_at_each_write(
+    argv: list[str], out: Path, stage: str, warm: tuple[str, ...], *, marker: str = "", tiny: bool = False
+) -> dict:
     """Kill the run at write point 1, 2, ... until it completes; returns the helper's record, whose
     ``after_kill`` holds (signal, digest of ``out``, ``marker`` present, file names) per kill."""
-    env = {**os.environ, "ARGV": json.dumps(argv), "OUT": str(out), "WARM": ",".join(warm), "MARKER": marker,
-           "TINY": "1" if tiny else "", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    result = subprocess.run([sys.executable, "-c", KILL_HELPER], capture_output=True, text=True, env=env,
-                            check=False, timeout=300)
+    env = {
+        **os.environ,
+        "ARGV": json.dumps(argv),
+        "OUT": str(out),
+        "WARM": ",".join(warm),
+        "MARKER": marker,
+        "TINY": "1" if tiny else "",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(PROJECT_ROOT / "src"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_HELPER], capture_output=True, text=True, env=env, check=False, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["completed_at"] is not None and record["exit"] == 0, record
@@ -585,9 +647,13 @@ def _no_download_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def http_config(server: FakeServer, root: Path, **changes: object) -> dict:
     data = server.files["/data.zip"]
-    cfg = {"source": "http", "format": "folder", "path": str(root / "raw"),
-           "archives": [{"url": server.url("/data.zip"), "sha256": hashlib.sha256(data).hexdigest()}],
-           "splits": {"stats": 0.4, "diag": 0.2, "train": 0.2, "test": 0.2}}
+    cfg = {
+        "source": "http",
+        "format": "folder",
+        "path": str(root / "raw"),
+        "archives": [{"url": server.url("/data.zip"), "sha256": hashlib.sha256(data).hexdigest()}],
+        "splits": {"stats": 0.4, "diag": 0.2, "train": 0.2, "test": 0.2},
+    }
     cfg.update(changes)
     return cfg
 
@@ -618,20 +684,32 @@ def test_data_checksum_typo_keeps_the_verified_download(server, tmp_path, capsys
 DATA_FAULTS: dict[str, Callable[[FakeServer, Path], dict]] = {
     "splits sum 1.3": lambda s, r: http_config(s, r, splits={"stats": 0.5, "diag": 0.3, "train": 0.3, "test": 0.2}),
     "split counts > images": lambda s, r: http_config(s, r, splits={"stats": 10, "diag": 5, "train": 5, "test": 5}),
-    "mixed counts and fractions": lambda s, r: http_config(s, r, splits={"stats": 4, "diag": 0.5, "train": 0,
-                                                                         "test": 0}),
-    "wrong checksum of download": lambda s, r: {**http_config(s, r), "archives": [
-        {"url": s.url("/data.zip"), "sha256": "0" * 64}]},
-    "malformed checksum": lambda s, r: {**http_config(s, r), "archives": [
-        {"url": s.url("/data.zip"), "sha256": "abc"}]},
+    "mixed counts and fractions": lambda s, r: http_config(
+        s, r, splits={"stats": 4, "diag": 0.5, "train": 0, "test": 0}
+    ),
+    "wrong checksum of download": lambda s, r: {
+        **http_config(s, r),
+        "archives": [{"url": s.url("/data.zip"), "sha256": "0" * 64}],
+    },
+    "malformed checksum": lambda s, r: {
+        **http_config(s, r),
+        "archives": [{"url": s.url("/data.zip"), "sha256": "abc"}],
+    },
     "404": lambda s, r: {**http_config(s, r), "archives": [{"url": s.url("/missing.zip"), "sha256": "0" * 64}]},
-    "duplicate archive names": lambda s, r: {**http_config(s, r), "archives": [
-        {"url": s.url("/data.zip"), "sha256": "0" * 64}, {"url": s.url("/b/data.zip"), "sha256": "1" * 64}]},
+    "duplicate archive names": lambda s, r: {
+        **http_config(s, r),
+        "archives": [
+            {"url": s.url("/data.zip"), "sha256": "0" * 64},
+            {"url": s.url("/b/data.zip"), "sha256": "1" * 64},
+        ],
+    },
     "folder path missing": lambda s, r: {"source": "folder", "format": "folder", "path": str(r / "nowhere")},
     "unknown key": lambda s, r: http_config(s, r, sorce="http"),
     "not JSON": lambda s, r: "{not json",  # type: ignore[dict-item,return-value]
-    "zip slip": lambda s, r: {**http_config(s, r), "archives": [
-        {"url": s.url("/slip.zip"), "sha256": hashlib.sha256(s.files["/slip.zip"]).hexdigest()}]},
+    "zip slip": lambda s, r: {
+        **http_config(s, r),
+        "archives": [{"url": s.url("/slip.zip"), "sha256": hashlib.sha256(s.files["/slip.zip"]).hexdigest()}],
+    },
 }
 
 
@@ -644,8 +722,11 @@ def test_data_prepare_bad_input(fault, server, tmp_path, capsys):
     server.files["/slip.zip"] = buf.getvalue()
     out = tmp_path / "ds" / "manifest.parquet"
     cfg = DATA_FAULTS[fault](server, tmp_path)
-    argv = prepare_argv(cfg, out) if isinstance(cfg, dict) else ["data", "prepare", "--dataset-config", cfg,
-                                                                  "--out", str(out), "--no-progress"]
+    argv = (
+        prepare_argv(cfg, out)
+        if isinstance(cfg, dict)
+        else ["data", "prepare", "--dataset-config", cfg, "--out", str(out), "--no-progress"]
+    )
     rc, err = run_cli(capsys, *argv)
     assert_one_line_error(rc, err, "modgap data: error:")
     assert not out.exists() and not (tmp_path / "ds" / "summary.json").exists()
@@ -654,8 +735,9 @@ def test_data_prepare_bad_input(fault, server, tmp_path, capsys):
 
 def test_data_prepare_concurrent_run_is_refused(server, tmp_path, capsys):
     out = tmp_path / "ds" / "manifest.parquet"
-    assert_refused_while_locked(capsys, "data", out.with_name(f".{out.name}.lock"),
-                                prepare_argv(http_config(server, tmp_path), out), out)
+    assert_refused_while_locked(
+        capsys, "data", out.with_name(f".{out.name}.lock"), prepare_argv(http_config(server, tmp_path), out), out
+    )
 
 
 def test_data_prepare_cleans_temporaries_of_killed_runs(server, tmp_path, capsys):
@@ -682,8 +764,10 @@ def test_data_prepare_killed_at_every_write_point(server, tmp_path, capsys):
     record = kill_at_each_write(prepare_argv(cfg, out), out.parent, "data", DATA_MODULES)
     for _sig, _digest, _marker, names in record["after_kill"]:
         # manifest and summary appear only by rename: whatever is there is complete (temporaries aside)
-        assert set(names or []) - {n for n in names or [] if n.startswith(".")} <= {"manifest.parquet",
-                                                                                     "summary.json"}, names
+        assert set(names or []) - {n for n in names or [] if n.startswith(".")} <= {
+            "manifest.parquet",
+            "summary.json",
+        }, names
     assert out.read_bytes() == (tmp_path / "ref" / "manifest.parquet").read_bytes()
     assert not list(out.parent.glob(".*.tmp"))
 
@@ -697,12 +781,31 @@ def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyEnv]:
         yield build_tiny_env(tmp_path_factory.mktemp("tinyenv"))
 
 
-def embed_argv(env: TinyEnv, out: Path, manifest: Path | None = None, split: str = "diag",
-               *extra: str) -> list[str]:
-    return ["embed", "extract", "--manifest", str(manifest or env.manifest), "--split", split,
-            "--model", env.model, "--pretrained", str(env.checkpoint), "--out-dir", str(out),
-            "--root", str(env.root), "--device", "cpu", "--batch-size", "2", "--shard-rows", "4", "--no-progress",
-            *extra]
+def embed_argv(env: TinyEnv, out: Path, manifest: Path | None = None, split: str = "diag", *extra: str) -> list[str]:
+    return [
+        "embed",
+        "extract",
+        "--manifest",
+        str(manifest or env.manifest),
+        "--split",
+        split,
+        "--model",
+        env.model,
+        "--pretrained",
+        str(env.checkpoint),
+        "--out-dir",
+        str(out),
+        "--root",
+        str(env.root),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--shard-rows",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -726,17 +829,30 @@ def _manifest_with(env: TinyEnv, path: Path, edit: Callable[[pd.DataFrame], pd.D
 EMBED_FAULTS: dict[str, tuple[Callable[[TinyEnv, Path], Path], tuple[str, ...]]] = {
     "missing manifest": (lambda env, tmp: tmp / "absent.parquet", ()),
     "manifest not parquet": (lambda env, tmp: _write(tmp / "m.parquet", b"PAR1 broken"), ()),
-    "split with no rows": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
-                                                           lambda f: f[f["split"] != "diag"]), ()),
-    "duplicate ids": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet",
-                                                      lambda f: f.assign(id=f["id"].where(f["split"] != "diag",
-                                                                                          "same"))), ()),
-    "missing column": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.drop(columns="caption")),
-                       ()),
-    "missing image": (lambda env, tmp: _manifest_with(
-        env, tmp / "m.parquet", lambda f: f.assign(image_path=f["image_path"].str.replace("img", "nope"))), ()),
-    "image checksum typo": (lambda env, tmp: _manifest_with(
-        env, tmp / "m.parquet", lambda f: f.assign(sha256="0" * 64)), ()),
+    "split with no rows": (
+        lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f[f["split"] != "diag"]),
+        (),
+    ),
+    "duplicate ids": (
+        lambda env, tmp: _manifest_with(
+            env, tmp / "m.parquet", lambda f: f.assign(id=f["id"].where(f["split"] != "diag", "same"))
+        ),
+        (),
+    ),
+    "missing column": (
+        lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.drop(columns="caption")),
+        (),
+    ),
+    "missing image": (
+        lambda env, tmp: _manifest_with(
+            env, tmp / "m.parquet", lambda f: f.assign(image_path=f["image_path"].str.replace("img", "nope"))
+        ),
+        (),
+    ),
+    "image checksum typo": (
+        lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.assign(sha256="0" * 64)),
+        (),
+    ),
     "empty caption": (lambda env, tmp: _manifest_with(env, tmp / "m.parquet", lambda f: f.assign(caption=" ")), ()),
     "batch size 0": (lambda env, tmp: env.manifest, ("--batch-size", "0")),
     "unknown model": (lambda env, tmp: env.manifest, ("--model", "no-such-model")),
@@ -780,8 +896,7 @@ def test_embed_extract_removes_leftovers_of_a_killed_assembly(tiny_env, tmp_path
 
 def test_embed_extract_killed_at_every_write_point(tiny_env, tmp_path, embed_reference):
     out = tmp_path / "diag"
-    record = kill_at_each_write(embed_argv(tiny_env, out), out, "embed", EMBED_MODULES, marker="meta.json",
-                                tiny=True)
+    record = kill_at_each_write(embed_argv(tiny_env, out), out, "embed", EMBED_MODULES, marker="meta.json", tiny=True)
     for _sig, _digest, marker_present, _names in record["after_kill"]:
         # resumable by design: a killed run leaves shards but never the completion marker
         assert not marker_present
@@ -798,6 +913,7 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
         for key in parents:
             node = node[int(key)] if isinstance(node, list) else node[key]
         node[last] = value
+
     return edit
 
 
@@ -810,18 +926,24 @@ NINETEEN = {
     "frame_energy 1.5": ("gap.params.frame_energy", _set("gap.params.frame_energy", 1.5)),
     "chunk_rows 0": ("align.methods.realign.chunk_rows", _set("align.methods.realign", {"chunk_rows": 0})),
     "preset nonexistent": ("mllm.preset", _set("mllm.preset", "nonexistent")),
-    "splits sum 1.3": ("datasets.embedded.splits",
-                       _set("datasets.embedded.splits", {"stats": 0.5, "diag": 0.3, "train": 0.3, "test": 0.2})),
-    "split counts > dataset": ("datasets.embedded.splits",
-                               _set("datasets.embedded.splits", {"stats": 5000, "diag": 500, "train": 500, "test": 1})),
+    "splits sum 1.3": (
+        "datasets.embedded.splits",
+        _set("datasets.embedded.splits", {"stats": 0.5, "diag": 0.3, "train": 0.3, "test": 0.2}),
+    ),
+    "split counts > dataset": (
+        "datasets.embedded.splits",
+        _set("datasets.embedded.splits", {"stats": 5000, "diag": 500, "train": 500, "test": 1}),
+    ),
     "dataset path missing": ("datasets.embedded.path", _set("datasets.embedded.path", "data/nowhere")),
     "dynamics lr 0": ("gap.dynamics.params.lr", _set("gap.dynamics.params.lr", 0)),
     "blockwise energy 1.5": ("align.methods.blockwise.energy", _set("align.methods.blockwise", {"energy": 1.5})),
     "accelerate config missing": ("mllm.accelerate_config", _set("mllm.accelerate_config", "config/accelerate/x.yaml")),
     "shell in model name": (f"{ENC}.model", _set(f"{ENC}.model", "x$(touch INJECTED)")),
     "random_draws 0": ("gap.params.random_draws", _set("gap.params.random_draws", 0)),
-    "aniso study params": ("align.studies.aniso.params.stage1_steps",
-                           _set("align.studies.aniso.params.stage1_steps", -1)),
+    "aniso study params": (
+        "align.studies.aniso.params.stage1_steps",
+        _set("align.studies.aniso.params.stage1_steps", -1),
+    ),
     "decap tau 0": ("align.methods.decap.tau", _set("align.methods.decap", {"tau": 0})),
     "sigma abc": ("align.methods.capdec.sigma", _set("align.methods.capdec", {"sigma": "abc"})),
     "rank x": (f"{ANISO}.rank", _set(f"{ANISO}.rank", "x")),
@@ -872,12 +994,15 @@ def test_modgap_config_subprocess_has_no_traceback(tmp_path):
     NINETEEN["rank x"][1](config)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([str(Path(sys.executable).parent / "modgap"), "config", str(path)], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")})
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "modgap"), "config", str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
     assert_one_line_error(result.returncode, result.stderr, f"{ANISO}.rank:")
-
-
 
 
 # --- the workflow: no config value reaches a shell unquoted ------------------------------------------
@@ -902,8 +1027,10 @@ def workflow_config() -> dict:
     config = _default_config()
     config["gap"]["dynamics"]["datasets"] = []
     config["align"]["methods"] = {"identity": {}, "realign": {}, "anisoalign": {"variant": "full"}}
-    config["align"]["studies"] = {"sample_size": {"sizes": [20, 40], "seeds": 2},
-                                  "aniso": {"ranks": [2], "params": {"variant": "refine"}}}
+    config["align"]["studies"] = {
+        "sample_size": {"sizes": [20, 40], "seeds": 2},
+        "aniso": {"ranks": [2], "params": {"variant": "refine"}},
+    }
     config["mllm"]["regimes"] = {"revision-realign": {"stage1": "realign", "stage2": "image"}}
     config["datasets"]["embedded"]["license"] = "CC0"
     config["eval"]["lmms_eval"]["tasks"] = ["pope"]
@@ -975,11 +1102,20 @@ def test_config_check_names_or_accepts_every_hostile_string(hostile, wf_project)
 
 
 def _render_commands(project: Path, env: dict[str, str]) -> list[str]:
-    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--forceall", "--cores", "1"],
-                            cwd=project, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--forceall", "--cores", "1"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
-            if line.startswith("Shell command: ")]
+    return [
+        line.removeprefix("Shell command: ")
+        for line in result.stdout.splitlines()
+        if line.startswith("Shell command: ")
+    ]
 
 
 def _run_rendered(project: Path, commands: list[str], env: dict[str, str]) -> None:
@@ -995,8 +1131,12 @@ def _run_rendered(project: Path, commands: list[str], env: dict[str, str]) -> No
 
 
 def _wf_env(project: Path, log: Path) -> dict[str, str]:
-    return {**os.environ, "PATH": f"{project / '.fakebin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
-            f"{os.environ['PATH']}", "ARGV_LOG": str(log), "PYTHONPATH": str(project / "src")}
+    return {
+        **os.environ,
+        "PATH": f"{project / '.fakebin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "ARGV_LOG": str(log),
+        "PYTHONPATH": str(project / "src"),
+    }
 
 
 def test_rule_shells_quote_every_value_even_without_validation(wf_project, tmp_path):
@@ -1008,10 +1148,19 @@ def test_rule_shells_quote_every_value_even_without_validation(wf_project, tmp_p
     snakefile.write_text(snakefile.read_text().replace("validate_config(config,", "(lambda *a: None)(config,"))
     config = workflow_config()
     hostile = HOSTILE[0]
-    fields = [("encoders", "lit-effnet-minilm", "model"), ("embed", "device"), ("embed", "precision"),
-              ("mllm", "preset"), ("mllm", "accelerate_config"), ("eval", "lmms_eval", "device"),
-              ("eval", "lmms_eval", "tasks", 0), ("datasets", "embedded", "license"), ("report", "tier"),
-              ("align", "methods", "anisoalign", "variant"), ("align", "studies", "aniso", "params", "variant")]
+    fields = [
+        ("encoders", "lit-effnet-minilm", "model"),
+        ("embed", "device"),
+        ("embed", "precision"),
+        ("mllm", "preset"),
+        ("mllm", "accelerate_config"),
+        ("eval", "lmms_eval", "device"),
+        ("eval", "lmms_eval", "tasks", 0),
+        ("datasets", "embedded", "license"),
+        ("report", "tier"),
+        ("align", "methods", "anisoalign", "variant"),
+        ("align", "studies", "aniso", "params", "variant"),
+    ]
     for i, path in enumerate(fields):
         TRIED["workflow"] += 1
         # each field gets a differently quoted variant (no newline: one rendered command per line)
@@ -1039,8 +1188,9 @@ def test_snakemake_run_with_hostile_config_executes_nothing(wf_project, tmp_path
         set_leaf(config, path, HOSTILE[0])
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     TRIED["workflow"] += 1
-    result = subprocess.run([snakemake, "--cores", "1", "--forceall"], cwd=project, env=env, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [snakemake, "--cores", "1", "--forceall"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
     assert result.returncode != 0 and "invalid configuration" in result.stdout + result.stderr
     assert not log.exists() and not _injected(project)
 
@@ -1048,8 +1198,14 @@ def test_snakemake_run_with_hostile_config_executes_nothing(wf_project, tmp_path
     config["datasets"]["embedded"]["license"] = HOSTILE[3]
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     TRIED["workflow"] += 1
-    subprocess.run([snakemake, "--cores", "1", "--forceall", "--keep-going"], cwd=project, env=env,
-                   capture_output=True, text=True, check=False)
+    subprocess.run(
+        [snakemake, "--cores", "1", "--forceall", "--keep-going"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert not _injected(project)
     assert HOSTILE[3] in log.read_text()  # the data rule ran, with the licence as a literal in its JSON
 
@@ -1064,8 +1220,23 @@ def test_align_metrics_are_byte_identical_between_identical_runs(clean_tree, tmp
         (tmp_path / run).mkdir()
         monkeypatch.chdir(tmp_path / run)  # the metrics name their figures by relative path
         assert main(align_argv(clean_tree, Path("align/realign"), "realign")) == 0
-        assert main(["align", "report", "--inputs", "align", "--tables-dir", "tables", "--figures-dir", "figures",
-                     "--metrics", "metrics.json"]) == 0
+        assert (
+            main(
+                [
+                    "align",
+                    "report",
+                    "--inputs",
+                    "align",
+                    "--tables-dir",
+                    "tables",
+                    "--figures-dir",
+                    "figures",
+                    "--metrics",
+                    "metrics.json",
+                ]
+            )
+            == 0
+        )
         metrics.append(Path("metrics.json").read_bytes())
     assert metrics[0] == metrics[1]
     assert b"seconds" not in metrics[0]

@@ -56,8 +56,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     manifest.to_parquet(root / "manifest.parquet")
     summary = write_local_task(root / "manifest.parquet", root / "task", SUITE, root=root)
     model_args = f"stage_dir={stage},encoder={TINY_MODEL},pretrained={checkpoint}"
-    return SimpleNamespace(root=root, stage=stage, checkpoint=checkpoint, task=root / "task", summary=summary,
-                           model_args=model_args)
+    return SimpleNamespace(
+        root=root, stage=stage, checkpoint=checkpoint, task=root / "task", summary=summary, model_args=model_args
+    )
 
 
 def test_write_local_task_files(env: SimpleNamespace, tmp_path: Path) -> None:
@@ -80,7 +81,8 @@ def test_entry_point_resolves_the_model() -> None:
     from lmms_eval import models
 
     assert "modgap" in models.list_available_models(), (
-        "the lmms_eval.models entry point is missing: reinstall modgap (pip install -e '.[eval]')")
+        "the lmms_eval.models entry point is missing: reinstall modgap (pip install -e '.[eval]')"
+    )
     assert models.get_model("modgap") is ModgapMLLM
 
 
@@ -90,10 +92,21 @@ def test_simple_evaluate_end_to_end(env: SimpleNamespace, tmp_path: Path, monkey
 
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "datasets"))  # keep the user's HF cache clean
     tasks = ["modgap_pope_local", "modgap_choice_local"]
-    out = simple_evaluate(model="modgap", model_args=env.model_args, tasks=tasks, batch_size=4, device="cpu",
-                          task_manager=TaskManager(include_path=str(env.task), include_defaults=False),
-                          log_samples=True, bootstrap_iters=0, random_seed=0, numpy_random_seed=0,
-                          torch_random_seed=0, fewshot_random_seed=0, datetime_str="test")
+    out = simple_evaluate(
+        model="modgap",
+        model_args=env.model_args,
+        tasks=tasks,
+        batch_size=4,
+        device="cpu",
+        task_manager=TaskManager(include_path=str(env.task), include_defaults=False),
+        log_samples=True,
+        bootstrap_iters=0,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+        datetime_str="test",
+    )
     assert "ModgapMLLM" in out["config"]["model_backend"]
     pope, choice = out["results"]["modgap_pope_local"], out["results"]["modgap_choice_local"]
     for key in ("pope_accuracy,none", "pope_f1,none", "pope_random_accuracy,none", "pope_popular_accuracy,none"):
@@ -119,21 +132,30 @@ def test_simple_evaluate_end_to_end(env: SimpleNamespace, tmp_path: Path, monkey
 def _instance(args: tuple) -> object:
     from lmms_eval.api.instance import Instance
 
-    return Instance(request_type="loglikelihood", arguments=args, idx=0,
-                    metadata={"task": "t", "doc_id": args[3], "repeats": 1})
+    return Instance(
+        request_type="loglikelihood", arguments=args, idx=0, metadata={"task": "t", "doc_id": args[3], "repeats": 1}
+    )
 
 
 def test_loglikelihood_matches_training_loss(env: SimpleNamespace) -> None:
     from modgap.mllm.data import Collator, encode_prompt, prompt_text
 
-    lm = ModgapMLLM(stage_dir=str(env.stage), encoder=TINY_MODEL, pretrained=str(env.checkpoint), device="cpu",
-                    batch_size=3)
-    docs = [{"image": Image.new("RGB", (32, 32), (255, 0, 0))}, {"image": Image.new("RGB", (32, 32), (0, 0, 255))},
-            {"image": None}]
+    lm = ModgapMLLM(
+        stage_dir=str(env.stage), encoder=TINY_MODEL, pretrained=str(env.checkpoint), device="cpu", batch_size=3
+    )
+    docs = [
+        {"image": Image.new("RGB", (32, 32), (255, 0, 0))},
+        {"image": Image.new("RGB", (32, 32), (0, 0, 255))},
+        {"image": None},
+    ]
     lm.task_dict = {"t": {"test": docs}}
     visual = lambda doc: [doc["image"]] if doc["image"] is not None else []  # noqa: E731
-    cases = [("Is there a cat? Reply with yes or no.", "Yes", 0), ("Name the object.", "a red dog", 1),
-             ("Describe the image briefly.", "a cat", 2), ("Name the object.", "", 0)]
+    cases = [
+        ("Is there a cat? Reply with yes or no.", "Yes", 0),
+        ("Name the object.", "a red dog", 1),
+        ("Describe the image briefly.", "a cat", 2),
+        ("Name the object.", "", 0),
+    ]
     reqs = [_instance((q, cont, visual, i, "t", "test")) for q, cont, i in cases]
     batched = lm.loglikelihood(reqs)
     single = [lm.loglikelihood([r])[0] for r in reqs]
@@ -147,9 +169,16 @@ def test_loglikelihood_matches_training_loss(env: SimpleNamespace) -> None:
         ids, mask = encode_prompt(tok, prompt_text(tok, mllm.template, q, None, image is not None), mllm.num_visual)
         target = tok(cont, add_special_tokens=False)["input_ids"]
         emb = lm.embed_images([image])[0] if image is not None else np.zeros(16, np.float32)
-        batch = Collator(tok.pad_token_id)([{"input_ids": ids + target, "labels": [-100] * len(ids) + target,
-                                             "image_mask": mask + [False] * len(target),
-                                             "embeddings": torch.from_numpy(emb)}])
+        batch = Collator(tok.pad_token_id)(
+            [
+                {
+                    "input_ids": ids + target,
+                    "labels": [-100] * len(ids) + target,
+                    "image_mask": mask + [False] * len(target),
+                    "embeddings": torch.from_numpy(emb),
+                }
+            ]
+        )
         with torch.no_grad():
             loss_sum = float(mllm.model(**batch)["loss_sum"])
         assert logprob == pytest.approx(-loss_sum, rel=1e-4, abs=1e-4)
@@ -176,15 +205,32 @@ def test_helpers() -> None:
         ModgapMLLM.generate_until_multi_round(object.__new__(ModgapMLLM), [])  # type: ignore[arg-type]
 
 
-def test_cli_runs_lmms_eval_into_fixed_paths(env: SimpleNamespace, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_runs_lmms_eval_into_fixed_paths(
+    env: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modgap.cli import main
 
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "datasets"))
     prefix = tmp_path / "lmms_eval_blind"
-    args = ["eval", "lmms", "--model-dir", str(env.stage), "--encoder-model", TINY_MODEL,
-            "--encoder-pretrained", str(env.checkpoint), "--tasks", "modgap_pope_local",
-            "--include-path", str(env.task), "--batch-size", "4", "--blind", "--out-prefix", str(prefix)]
+    args = [
+        "eval",
+        "lmms",
+        "--model-dir",
+        str(env.stage),
+        "--encoder-model",
+        TINY_MODEL,
+        "--encoder-pretrained",
+        str(env.checkpoint),
+        "--tasks",
+        "modgap_pope_local",
+        "--include-path",
+        str(env.task),
+        "--batch-size",
+        "4",
+        "--blind",
+        "--out-prefix",
+        str(prefix),
+    ]
     assert main(args) == 0
     record = json.loads(Path(f"{prefix}.json").read_text())
     assert record["blind"] is True and record["harness"]["lmms_eval"].startswith("0.7")

@@ -60,8 +60,15 @@ def test_splice_places_visual_tokens_at_mask(llm_and_tok) -> None:
 @pytest.mark.parametrize("template", ["chat", "plain"])
 def test_labels_cover_only_the_answer(llm_and_tok, template: str) -> None:
     _, tok = llm_and_tok
-    enc = encode_example(tok, template, "Is there a cat in the image? Answer yes or no.", "Yes",
-                         num_visual=4, system_prompt=None, max_length=200)
+    enc = encode_example(
+        tok,
+        template,
+        "Is there a cat in the image? Answer yes or no.",
+        "Yes",
+        num_visual=4,
+        system_prompt=None,
+        max_length=200,
+    )
     assert len(enc.input_ids) == len(enc.labels) == len(enc.image_mask)
     assert sum(enc.image_mask) == 4
     answer_ids = [t for t in enc.labels if t != IGNORE_INDEX]
@@ -76,17 +83,22 @@ def test_loss_counts_only_answer_tokens(llm_and_tok) -> None:
     llm, tok = llm_and_tok
     torch.manual_seed(0)
     model = VisualLM(llm, Projector(256, llm.config.hidden_size, 2))
-    batch = Collator(tok.pad_token_id)([
-        {**encode_example(tok, "chat", q, a, num_visual=2, system_prompt=None, max_length=200).__dict__,
-         "embeddings": torch.randn(256)}
-        for q, a in [("Describe the image briefly.", "a red cat"), ("Name the object.", "dog")]
-    ])
+    batch = Collator(tok.pad_token_id)(
+        [
+            {
+                **encode_example(tok, "chat", q, a, num_visual=2, system_prompt=None, max_length=200).__dict__,
+                "embeddings": torch.randn(256),
+            }
+            for q, a in [("Describe the image briefly.", "a red cat"), ("Name the object.", "dog")]
+        ]
+    )
     out = model(**batch)
     # Reference: full logits through the HF model, standard shifted CE over label != -100.
     embeds = model.embed_inputs(batch["input_ids"], batch["image_mask"], batch["embeddings"])
     logits = llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
-    ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                            batch["labels"][:, 1:].reshape(-1), reduction="sum")
+    ref = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1), reduction="sum"
+    )
     assert int(out["n_tokens"]) == int((batch["labels"] != IGNORE_INDEX).sum())
     assert torch.allclose(out["loss_sum"], ref, rtol=1e-5)
 
@@ -144,8 +156,9 @@ def test_missing_or_nan_substitutes_stop_before_training(tiny: dict[str, Path], 
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     with pytest.raises(MLLMInputError, match="rows but"):
         np.save(tmp_path / "short.npy", bad[:5])
-        visual_table("substitute", embeddings_root=tiny["embeddings_root"], split="train",
-                     substitutes=tmp_path / "short.npy")
+        visual_table(
+            "substitute", embeddings_root=tiny["embeddings_root"], split="train", substitutes=tmp_path / "short.npy"
+        )
 
 
 def test_cli_reports_bad_input_with_exit_2(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
@@ -153,7 +166,22 @@ def test_cli_reports_bad_input_with_exit_2(tiny: dict[str, Path], tmp_path: Path
 
     assert main(["mllm", "config", "paper-8gpu"]) == 0
     assert json.loads(capsys.readouterr().out)["stage2"]["lr"] == 1e-5
-    rc = main(["mllm", "train", "--stage", "1", "--config", json.dumps(tiny_config(tiny["llm"])),
-               "--manifest", str(tiny["manifest"]), "--embeddings-root", str(tiny["embeddings_root"]),
-               "--substitutes", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "out")])
+    rc = main(
+        [
+            "mllm",
+            "train",
+            "--stage",
+            "1",
+            "--config",
+            json.dumps(tiny_config(tiny["llm"])),
+            "--manifest",
+            str(tiny["manifest"]),
+            "--embeddings-root",
+            str(tiny["embeddings_root"]),
+            "--substitutes",
+            str(tmp_path / "missing"),
+            "--out-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 2 and "does not exist" in capsys.readouterr().err

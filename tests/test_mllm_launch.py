@@ -22,13 +22,16 @@ EIGHT_GPU = str(ROOT / "config" / "accelerate" / "8gpu-deepspeed.yaml")
 TRAIN = ["mllm", "train", "--stage", "1", "--out-dir", "out"]
 
 
-@pytest.mark.parametrize(("nodelist", "names"), [
-    ("gpu07", ["gpu07"]),
-    ("a,b", ["a", "b"]),
-    ("gpu[07-09,12],login1", ["gpu07", "gpu08", "gpu09", "gpu12", "login1"]),
-    ("r[1-2]n[01-02]", ["r1n01", "r1n02", "r2n01", "r2n02"]),
-    ("node[8-11]", ["node8", "node9", "node10", "node11"]),
-])
+@pytest.mark.parametrize(
+    ("nodelist", "names"),
+    [
+        ("gpu07", ["gpu07"]),
+        ("a,b", ["a", "b"]),
+        ("gpu[07-09,12],login1", ["gpu07", "gpu08", "gpu09", "gpu12", "login1"]),
+        ("r[1-2]n[01-02]", ["r1n01", "r1n02", "r2n01", "r2n02"]),
+        ("node[8-11]", ["node8", "node9", "node10", "node11"]),
+    ],
+)
 def test_hostlist_expansion_matches_slurm(nodelist: str, names: list[str]) -> None:
     assert expand_hostlist(nodelist) == names
 
@@ -55,7 +58,7 @@ def test_several_nodes_give_one_srun_task_per_node() -> None:
     assert argv[0] == "srun" and "--nodes=3" in argv and "--ntasks=3" in argv and "--ntasks-per-node=1" in argv
     assert f"--export=ALL,{NODE_TASK_ENV}=1" in argv and "--gpus-per-node=8" in argv
     # each task re-enters the launcher with the same config and command
-    tail = argv[argv.index(sys.executable):]
+    tail = argv[argv.index(sys.executable) :]
     assert tail == [sys.executable, "-m", "modgap.mllm.launch", "--accelerate-config", MULTINODE, "--", *TRAIN]
     # outside SLURM there is nothing to srun into
     with pytest.raises(ConfigError, match="nodes: 3 needs a SLURM allocation"):
@@ -68,8 +71,13 @@ def _option(argv: list[str], name: str) -> str:
 
 def test_node_task_gets_its_rank_and_the_allocation_size() -> None:
     # The config says 2 machines x 8 processes; the allocation has 3 nodes: 3 x 8, rank from SLURM_NODEID.
-    env = {NODE_TASK_ENV: "1", "SLURM_NODEID": "2", "SLURM_STEP_NODELIST": "gpu[07-09]",
-           "SLURM_JOB_NODELIST": "gpu[01-09]", "SLURM_JOB_ID": "7"}
+    env = {
+        NODE_TASK_ENV: "1",
+        "SLURM_NODEID": "2",
+        "SLURM_STEP_NODELIST": "gpu[07-09]",
+        "SLURM_JOB_NODELIST": "gpu[01-09]",
+        "SLURM_JOB_ID": "7",
+    }
     argv = plan(MULTINODE, TRAIN, env)
     assert argv[:2] == ["accelerate", "launch"]
     assert _option(argv, "--num_machines") == "3" and _option(argv, "--num_processes") == "24"
@@ -81,15 +89,18 @@ def test_node_task_gets_its_rank_and_the_allocation_size() -> None:
         plan(MULTINODE, TRAIN, {k: v for k, v in env.items() if k != "SLURM_NODEID"})
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "does not exist"),
-    ("num_processes: [1\n", "not valid YAML"),
-    ("- a\n", "not a mapping"),
-    ("num_processes: 0\n", "num_processes must be a positive integer"),
-    ("num_processes: true\n", "num_processes must be a positive integer"),
-    ("num_processes: 3\nnum_machines: 2\n", "not a multiple of num_machines"),
-    ("num_processes: 2\nmain_process_port: '29500; rm -rf ~'\n", "main_process_port"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("num_processes: [1\n", "not valid YAML"),
+        ("- a\n", "not a mapping"),
+        ("num_processes: 0\n", "num_processes must be a positive integer"),
+        ("num_processes: true\n", "num_processes must be a positive integer"),
+        ("num_processes: 3\nnum_machines: 2\n", "not a multiple of num_machines"),
+        ("num_processes: 2\nmain_process_port: '29500; rm -rf ~'\n", "main_process_port"),
+    ],
+)
 def test_bad_accelerate_config_names_the_key(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "acc.yaml"
     if content is not None:
@@ -138,8 +149,14 @@ def test_two_node_launch_matches_one_process(tmp_path: Path) -> None:
 
     llm = make_tiny_llm(tmp_path / "llm")
     data = make_fake_inputs(tmp_path / "data", n_train=32, n_test=8)
-    inputs = ["--manifest", str(data["manifest"]), "--embeddings-root", str(data["embeddings_root"]),
-              "--substitutes", str(data["substitutes"])]
+    inputs = [
+        "--manifest",
+        str(data["manifest"]),
+        "--embeddings-root",
+        str(data["embeddings_root"]),
+        "--substitutes",
+        str(data["substitutes"]),
+    ]
 
     def config_file(name: str, per_device: int) -> str:
         base = tiny_config(llm, max_steps=3, save_every=100)
@@ -154,28 +171,85 @@ def test_two_node_launch_matches_one_process(tmp_path: Path) -> None:
     srun.write_text(FAKE_SRUN)
     srun.chmod(srun.stat().st_mode | stat.S_IXUSR)
     accelerate_cfg = tmp_path / "two-nodes.yaml"  # 1 CPU process per node, gloo
-    accelerate_cfg.write_text(yaml.safe_dump({
-        "compute_environment": "LOCAL_MACHINE", "distributed_type": "MULTI_GPU", "num_processes": 1,
-        "num_machines": 1, "machine_rank": 0, "main_process_port": free_port(), "mixed_precision": "no",
-        "rdzv_backend": "static", "same_network": True}))
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
-           f"{os.environ['PATH']}", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-           "SRUN_LOG": str(tmp_path / "srun.log"), "PYTHONPATH": str(ROOT / "src"),
-           "SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "127.0.0.1,127.0.0.1"}
+    accelerate_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "compute_environment": "LOCAL_MACHINE",
+                "distributed_type": "MULTI_GPU",
+                "num_processes": 1,
+                "num_machines": 1,
+                "machine_rank": 0,
+                "main_process_port": free_port(),
+                "mixed_precision": "no",
+                "rdzv_backend": "static",
+                "same_network": True,
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "SRUN_LOG": str(tmp_path / "srun.log"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "SLURM_JOB_ID": "1",
+        "SLURM_JOB_NODELIST": "127.0.0.1,127.0.0.1",
+    }
     two = tmp_path / "two"
-    run = subprocess.run([sys.executable, "-m", "modgap.cli", "mllm", "launch", "--accelerate-config",
-                          str(accelerate_cfg), "--nodes", "2", "--", "mllm", "train", "--stage", "1", "--config",
-                          config_file("two.json", 2), *inputs, "--out-dir", str(two)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modgap.cli",
+            "mllm",
+            "launch",
+            "--accelerate-config",
+            str(accelerate_cfg),
+            "--nodes",
+            "2",
+            "--",
+            "mllm",
+            "train",
+            "--stage",
+            "1",
+            "--config",
+            config_file("two.json", 2),
+            *inputs,
+            "--out-dir",
+            str(two),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     logs = "".join(p.read_text() for p in sorted(tmp_path.glob("srun.log*")))
     assert run.returncode == 0, run.stderr[-3000:] + logs[-3000:]
     assert "srun 2 tasks" in (tmp_path / "srun.log").read_text()
     assert json.loads((two / "DONE.json").read_text())["processes"] == 2
 
     one = tmp_path / "one"
-    single = subprocess.run([sys.executable, "-m", "modgap.cli", "mllm", "train", "--stage", "1", "--config",
-                             config_file("one.json", 4), *inputs, "--out-dir", str(one)],
-                            env={**env, "SLURM_JOB_ID": ""}, capture_output=True, text=True, timeout=600)
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modgap.cli",
+            "mllm",
+            "train",
+            "--stage",
+            "1",
+            "--config",
+            config_file("one.json", 4),
+            *inputs,
+            "--out-dir",
+            str(one),
+        ],
+        env={**env, "SLURM_JOB_ID": ""},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
 
     import csv

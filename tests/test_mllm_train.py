@@ -63,15 +63,25 @@ def test_three_steps_lower_the_loss_and_write_outputs(tiny: dict[str, Path], tmp
     emb = np.load(tiny["embeddings_root"] / "test" / "image.npy")[:3]
     prompts = ["Describe the image briefly.", "Is there a cat in the image? Answer yes or no.", "Hi"]
     batched = generate(mllm, emb, prompts, max_new_tokens=4)
-    single = [generate(mllm, emb[i:i + 1], prompts[i:i + 1], max_new_tokens=4)[0] for i in range(3)]
+    single = [generate(mllm, emb[i : i + 1], prompts[i : i + 1], max_new_tokens=4)[0] for i in range(3)]
     assert batched == single and len(generate(mllm, None, prompts, max_new_tokens=2)) == 3
 
 
 @pytest.mark.parametrize(("stage", "finetune"), [(1, "projector"), (2, "full"), (2, "lora")])
 def test_resume_matches_uninterrupted(tiny: dict[str, Path], tmp_path: Path, stage: int, finetune: str) -> None:
-    cfg = load_config(tiny_config(tiny["llm"], max_steps=4, save_every=2, grad_accum=2, per_device_batch_size=2,
-                                  scheduler="cosine", warmup_ratio=0.25, finetune=finetune,
-                                  template="plain" if stage == 1 else "chat"))
+    cfg = load_config(
+        tiny_config(
+            tiny["llm"],
+            max_steps=4,
+            save_every=2,
+            grad_accum=2,
+            per_device_batch_size=2,
+            scheduler="cosine",
+            warmup_ratio=0.25,
+            finetune=finetune,
+            template="plain" if stage == 1 else "chat",
+        )
+    )
     full, part = tmp_path / "full", tmp_path / "part"
     train_stage(cfg, stage, out_dir=full, **_paths(tiny))
     assert train_stage(cfg, stage, out_dir=part, stop_after_steps=3, **_paths(tiny)) == {"stopped_at": 3}
@@ -139,8 +149,9 @@ def test_regimes_paired_text_only_and_no_stage1(tiny: dict[str, Path], tmp_path:
     s1 = train_stage(cfg, 1, out_dir=tmp_path / "paired", visual="image", **_paths(tiny))
     assert s1["inputs"]["visual_file"].endswith("train/image.npy")
     # Fully text-only: stage 2 on substitutes too.
-    s2 = train_stage(cfg, 2, out_dir=tmp_path / "textonly", visual="substitute", init_from=tmp_path / "paired",
-                     **_paths(tiny))
+    s2 = train_stage(
+        cfg, 2, out_dir=tmp_path / "textonly", visual="substitute", init_from=tmp_path / "paired", **_paths(tiny)
+    )
     assert s2["inputs"]["visual_file"].endswith("substitutes/train.npy")
     # No stage 1: random projector, real images.
     s3 = train_stage(cfg, 2, out_dir=tmp_path / "nostage1", init_from="none", **_paths(tiny))

@@ -35,8 +35,12 @@ def _write_split(root, n=60, d=16, shift=0.8, seed=0, text_ids=None):
 
 def _report(tmp_path, suffix=""):
     return write_encoder_report(
-        [{"encoder": "enc", "dataset": "ds"}], tmp_path / "emb", pca_split="diag", seed=0,
-        metrics_out=tmp_path / f"metrics{suffix}.json", tables_prefix=tmp_path / f"table{suffix}",
+        [{"encoder": "enc", "dataset": "ds"}],
+        tmp_path / "emb",
+        pca_split="diag",
+        seed=0,
+        metrics_out=tmp_path / f"metrics{suffix}.json",
+        tables_prefix=tmp_path / f"table{suffix}",
         figure_prefix=tmp_path / f"pca{suffix}",
     )
 

@@ -13,7 +13,7 @@ from modgap.workflow.verify import DIFFERS, IDENTICAL, MISSING, WITHIN, verify
 
 GAP = {"run": {"G_mu": 0.353, "dim": 256, "name": "embedded"}, "environment": {"lock_sha256": "aaa"}}
 EVAL = {"run": {"avg": 0.25, "avg_ci_halfwidth": 0.02, "pope": 0.5, "cider_d": 0.1, "cider_d_ci": [0.05, 0.15]}}
-TABLE = "regime,Avg,Avg 95% CI,POPE\nno-stage1,0.25,\"[0.23, 0.27]\",0.5\n"
+TABLE = 'regime,Avg,Avg 95% CI,POPE\nno-stage1,0.25,"[0.23, 0.27]",0.5\n'
 
 
 def _git(root: Path, *args: str) -> None:

@@ -159,9 +159,14 @@ def test_multinode_mllm_training_becomes_one_slurm_job_over_n_nodes(project_root
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     overlay = tmp_path / "multinode.yaml"
-    overlay.write_text(yaml.safe_dump({
-        "mllm": {"accelerate_config": "config/accelerate/multinode-deepspeed.yaml"},
-        "resources": {"rules": {"mllm_stage1": {"nodes": 2, "gpu": 8, "threads": 16, "mem_mb": 400000}}}}))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "mllm": {"accelerate_config": "config/accelerate/multinode-deepspeed.yaml"},
+                "resources": {"rules": {"mllm_stage1": {"nodes": 2, "gpu": 8, "threads": 16, "mem_mb": 400000}}},
+            }
+        )
+    )
     result = _snakemake(project_root, "-n", "-p", "--forceall", "--configfile", "config/config.yaml", str(overlay))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
@@ -171,8 +176,14 @@ def test_multinode_mllm_training_becomes_one_slurm_job_over_n_nodes(project_root
         assert "--nodes 2 --gpus-per-node 8 --" in job["shell"]
         res = _Resources(job["resources"])
         fake = type("Job", (), {"resources": res, "threads": 16})()
-        params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "", "partition": "",
-                  "workdir": ""}
+        params = {
+            "run_uuid": "u",
+            "slurm_logfile": "l",
+            "comment_str": "c",
+            "account": "",
+            "partition": "",
+            "workdir": "",
+        }
         sbatch = get_submit_command(fake, params) + set_gres_string(fake)
         assert "--nodes=2" in sbatch and "--ntasks=2" in sbatch and "--gres=gpu:8" in sbatch, sbatch
         assert "--gpus=" not in sbatch and "--ntasks-per-gpu" not in sbatch, sbatch
@@ -182,12 +193,15 @@ def test_multinode_mllm_training_becomes_one_slurm_job_over_n_nodes(project_root
     assert all("nodes" not in j["resources"] for j in stage2)
 
 
-@pytest.mark.parametrize(("overlay", "key"), [
-    ({"resources": {"rules": {"gap_stats": {"nodes": 2}}}}, "resources.rules.gap_stats.nodes"),
-    ({"resources": {"default": {"nodes": 2}}}, "resources.default.nodes"),
-    ({"resources": {"rules": {"mllm_stage2": {"nodes": 2}}}}, "resources.rules.mllm_stage2.nodes"),
-    ({"resources": {"rules": {"mllm_stage1": {"nodes": 0}}}}, "resources.rules.mllm_stage1.nodes"),
-])
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ({"resources": {"rules": {"gap_stats": {"nodes": 2}}}}, "resources.rules.gap_stats.nodes"),
+        ({"resources": {"default": {"nodes": 2}}}, "resources.default.nodes"),
+        ({"resources": {"rules": {"mllm_stage2": {"nodes": 2}}}}, "resources.rules.mllm_stage2.nodes"),
+        ({"resources": {"rules": {"mllm_stage1": {"nodes": 0}}}}, "resources.rules.mllm_stage1.nodes"),
+    ],
+)
 def test_misplaced_nodes_are_refused_naming_the_key(project_root, tmp_path, overlay, key):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(overlay))

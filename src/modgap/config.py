@@ -183,27 +183,22 @@ MULTINODE_RULES = ("mllm_stage1", "mllm_stage2")
 def _check_multinode(config: Mapping[str, Any]) -> None:
     resources = config.get("resources", {})
     if resources.get("default", {}).get("nodes", 1) > 1:
-        raise ConfigError("resources.default.nodes: several nodes only make sense for "
-                          f"{' and '.join(MULTINODE_RULES)}; set resources.rules.<rule>.nodes")
+        raise ConfigError(
+            "resources.default.nodes: several nodes only make sense for "
+            f"{' and '.join(MULTINODE_RULES)}; set resources.rules.<rule>.nodes"
+        )
     for rule, spec in resources.get("rules", {}).items():
         if spec.get("nodes", 1) <= 1:
             continue
         if rule not in MULTINODE_RULES:
-            raise ConfigError(f"resources.rules.{rule}.nodes: only {' and '.join(MULTINODE_RULES)} run across "
-                              "several nodes")
+            raise ConfigError(
+                f"resources.rules.{rule}.nodes: only {' and '.join(MULTINODE_RULES)} run across several nodes"
+            )
         if not config.get("mllm", {}).get("accelerate_config"):
-            raise ConfigError(f"resources.rules.{rule}.nodes: several nodes need mllm.accelerate_config "
-                              "(e.g. config/accelerate/multinode-deepspeed.yaml)")
-
-
-def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, label: str) -> dict:
-    """``defaults`` updated by ``overrides``; an unknown key is a :class:`ConfigError` naming it."""
-    params = dict(defaults)
-    for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ConfigError(f"{label}: unknown key {key!r} (known: {', '.join(sorted(params))})")
-        params[key] = value
-    return params
+            raise ConfigError(
+                f"resources.rules.{rule}.nodes: several nodes need mllm.accelerate_config "
+                "(e.g. config/accelerate/multinode-deepspeed.yaml)"
+            )
 
 
 def parse_json_params(text: str | None, option: str = "--params") -> dict[str, Any]:
@@ -297,6 +292,17 @@ def _check_stage_params(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}.{exc.key}: {exc.reason}") from exc
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
+    from modgap.evaluation.spec import check_config as check_eval
+
+    check_eval(config)  # eval.suite and eval.max_new_tokens against the benchmark-task registry
+    from modgap.embed.backends import backend_names
+
+    for name, enc in config["encoders"].items():
+        if enc.get("backend", "open_clip") not in backend_names():
+            raise ConfigError(
+                f"encoders.{name}.backend: {enc['backend']!r} is not a registered encoder backend "
+                f"({', '.join(backend_names())})"
+            )
     for name, overrides in config["align"]["methods"].items():
         _check_method(f"align.methods.{name}", name, overrides)
     aniso_study = config["align"]["studies"].get("aniso")

@@ -64,9 +64,7 @@ def folder_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockedError(
-                f"{path}: another run is writing this output right now; wait for it to finish"
-            ) from None
+            raise LockedError(f"{path}: another run is writing this output right now; wait for it to finish") from None
         try:
             yield
         finally:

@@ -50,7 +50,11 @@ def Int(lo: float | None = None, *, nullable: bool = False) -> Rule:
 
 
 def Num(
-    lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
     nullable: bool = False,
 ) -> Rule:
     return Rule("number", lo=lo, lo_open=lo_open, hi=hi, hi_open=hi_open, nullable=nullable)
@@ -125,3 +129,13 @@ def check_params(
     for key, value in params.items():
         rule = rules.get(key) or infer_rule(defaults.get(key))
         check_value(key, value, rule, label)
+
+
+def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, label: str) -> dict:
+    """``defaults`` updated by ``overrides``; an unknown key is a :class:`ConfigError` naming it."""
+    params = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ConfigError(f"{label}: unknown key {key!r} (known: {', '.join(sorted(params))})")
+        params[key] = value
+    return params

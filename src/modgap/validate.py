@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,21 @@ def check_embeddings(
             )
 
 
+def open_embeddings(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    """Return an (n, d) array, memory-mapping ``.npy`` files instead of reading them whole."""
+    if isinstance(source, np.ndarray):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise InvalidEmbeddingsError(f"{path}: embedding file does not exist")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # truncated (mmap longer than the file), not .npy at all, or an object array (pickle)
+        raise InvalidEmbeddingsError(f"{path}: cannot read as .npy: {' '.join(str(exc).split())}") from None
+    return array
+
+
 def l2_normalise(array: np.ndarray, dtype: np.dtype | type = np.float64) -> np.ndarray:
     """Return rows scaled to unit L2 norm in ``dtype`` (zero rows must be rejected beforehand)."""
     out = np.asarray(array, dtype=dtype)
@@ -55,8 +71,6 @@ def l2_normalise(array: np.ndarray, dtype: np.dtype | type = np.float64) -> np.n
 
 def open_matrix(path: Path, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
     """Memory-map an (n, d) float ``.npy`` and check its header only (contents stream later)."""
-    from modgap.stats.moments import open_embeddings
-
     array = open_embeddings(path)
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
         raise InvalidEmbeddingsError(f"{path}: expected a 2-D float (n, d) array, got {array.dtype} {array.shape}")

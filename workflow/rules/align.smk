@@ -65,7 +65,7 @@ rule align_report:
         ),
         studies=lambda wc: expand("results/align/{enc}/{ds}/_studies/{study}.json", enc=wc.enc, ds=wc.ds,
                                   study=ALIGN_STUDIES),
-        code=src_files("align", "report"),
+        code=src_files("align", "output"),
     output:
         tables=in_report(
             multiext("results/tables/align/{enc}/{ds}/align_", "metrics.md", "metrics.csv", "gap.md", "params.md"),

@@ -5,6 +5,10 @@ import os
 import shlex
 from pathlib import Path
 
+from modgap.align.spec import figure_stems
+from modgap.evaluation.spec import MODEL_KINDS as EVAL_MODEL_KINDS
+from modgap.evaluation.spec import tasks_for as eval_tasks_for
+
 SPLITS = config["embed"]["splits"]
 RUNS = [(run["encoder"], run["dataset"]) for run in config["runs"]]
 DYNAMICS_DATASETS = config["gap"]["dynamics"]["datasets"]
@@ -15,22 +19,12 @@ ALIGN_STUDIES = list(config["align"]["studies"])
 STUDY_COMMANDS = {"sample_size": "study-n", "precision": "study-precision", "cost": "study-cost", "aniso": "study-aniso"}
 MLLM_REGIMES = config["mllm"]["regimes"]
 MLLM_LLM = config["mllm"]["llm"]
-# The figures `modgap align report` draws for this config (the same conditions as align/report.py), so a
-# config without a study or a method does not declare a figure that will never be written.
-_METHODS = set(ALIGN_METHODS)
-ALIGN_FIGURES = [
-    "align_centroid_gap",
-    *(["align_spectrum_kde", "align_mixing_pca"] if _METHODS & {"identity", "c3", "realign"} else []),
-    *(["align_sample_size"] if "sample_size" in ALIGN_STUDIES else []),
-    *(["align_precision_cost"] if {"precision", "cost"} & set(ALIGN_STUDIES) else []),
-    *(["align_bc_conditioning"] if {"blockwise", "realign"} <= _METHODS else []),
-    "aniso_target_compat",
-    "aniso_semantics",
-]
-# Files every stage imports; editing them reruns every stage.
-CORE_SOURCES = sorted(
-    str(p) for p in Path("src/modgap").glob("*.py") if p.name not in {"cli.py", "config.py", "__init__.py"}
-)
+# The figures `modgap align report` draws for this config, declared by the alignment stage itself.
+ALIGN_FIGURES = figure_stems(ALIGN_METHODS, ALIGN_STUDIES)
+# Files every stage imports; editing them reruns every stage (the CLI assembly and argparse helpers are not
+# among them: they change no result).
+_NOT_CORE = {"cli.py", "commandline.py", "config.py", "__init__.py"}
+CORE_SOURCES = sorted(str(p) for p in Path("src/modgap").glob("*.py") if p.name not in _NOT_CORE)
 
 
 wildcard_constraints:
@@ -167,8 +161,26 @@ def align_targets():
 def all_targets():
     return (
         all_embeddings() + report_targets() + ["results/metrics/gap.json"] + align_targets() + mllm_targets()
-        + eval_report_targets()
+        + eval_report_targets() + ["results/report.html"]
     )
+
+
+# --- the HTML report: every PNG figure and CSV table the report rules write ----------------------
+def html_report_figures():
+    figures = [p for p in report_targets() + gap_figures() if p.endswith(".png")]
+    figures += [f"results/figures/align/{enc}/{ds}/{stem}.png" for enc, ds in RUNS for stem in ALIGN_FIGURES]
+    return figures + (["results/figures/eval_summary.png"] if MLLM_REGIMES else [])
+
+
+def html_report_tables():
+    tables = ["results/tables/encoder.csv", "results/tables/gap_stats.csv", "results/tables/gap_transforms.csv"]
+    tables += [f"results/tables/align/{enc}/{ds}/align_metrics.csv" for enc, ds in RUNS]
+    return tables + (["results/tables/eval"] if MLLM_REGIMES else [])  # a directory: its CSVs
+
+
+def html_report_metrics():
+    metrics = ["results/metrics/encoder.json", "results/metrics/gap.json", *align_targets()]
+    return metrics + (["results/metrics/eval.json", "results/metrics/claims.json"] if MLLM_REGIMES else [])
 
 
 def report_targets():
@@ -185,8 +197,8 @@ def report_targets():
 # --- evaluation: which models run under which visual conditions ----------------------------------
 EVAL = config["eval"]
 STAGE1_SOURCES = sorted({r["stage1"] for r in MLLM_REGIMES.values() if r["stage1"] is not None})
-EVAL_TASKS = {"mllm_image": "caption,pope,choice", "mllm_control": "pope,choice", "probe": "caption",
-              "base": "pope,choice"}
+# --tasks of each kind of evaluated model, from the task registry (modgap.evaluation.spec).
+EVAL_TASKS = {kind: eval_tasks_for(kind) for kind in EVAL_MODEL_KINDS}
 
 
 # What `modgap eval suite|run` import: reports and claims live in other modules of the package, so

@@ -9,6 +9,7 @@ rule extract_embeddings:
     output:
         **embedding_files("{enc}", "{ds}", "{split}"),
     params:
+        backend=lambda wc: config["encoders"][wc.enc].get("backend", "open_clip"),
         model=lambda wc: config["encoders"][wc.enc]["model"],
         pretrained=lambda wc: encoder_checkpoint(wc.enc),
         batch_size=config["embed"]["batch_size"],
@@ -24,7 +25,7 @@ rule extract_embeddings:
         "logs/embed/{enc}/{ds}/{split}.log",
     shell:
         "modgap embed extract --manifest {input.manifest:q} --split {wildcards.split:q}"
-        " --model {params.model:q} --pretrained {params.pretrained:q}"
+        " --backend {params.backend:q} --model {params.model:q} --pretrained {params.pretrained:q}"
         " --out-dir results/embeddings/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.split:q}"
         " --batch-size {params.batch_size:q} --device {params.device:q} --precision {params.precision:q}"
         " --shard-rows {params.shard_rows:q} > {log:q} 2>&1"

@@ -101,7 +101,7 @@ rule eval_report:
         scores=[f for enc, ds in RUNS for f in eval_score_files(enc, ds)],
         lmms=[f for enc, ds in RUNS for f in lmms_eval_files(enc, ds)],
         align=align_targets(),
-        code=src_files("evaluation"),
+        code=src_files("evaluation", "output"),
     output:
         metrics="results/metrics/eval.json",
         tables=report(

@@ -52,7 +52,7 @@ rule gap_report:
     input:
         stats=[f"results/gap/{enc}/{ds}/stats.json" for enc, ds in RUNS],
         dynamics=[f"results/gap/dynamics/{ds}/summary.json" for ds in DYNAMICS_DATASETS],
-        code=src_files("gap", "report"),
+        code=src_files("gap", "output"),
     output:
         metrics="results/metrics/gap.json",
         tables=in_report(multiext("results/tables/gap_stats", ".md", ".csv", ".tex"), "Gap theory", "gap_tables"),

@@ -226,7 +226,7 @@ class AlignMethod:
     @classmethod
     def load(cls, directory: str | Path) -> AlignMethod:
         """Load any registered method's fitted state (``AlignMethod.load`` dispatches on the JSON)."""
-        from modgap.align.registry import method_class
+        from modgap.align.classes import method_class  # late: the classes import this module
 
         directory = Path(directory)
         try:

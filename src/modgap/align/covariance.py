@@ -79,6 +79,7 @@ class Coral(CentroidCalibrated):
 
     def _min_fit_rows(self, dim: int) -> int:
         return dim + 1  # a full d x d covariance has rank <= n - 1: d + 1 rows for it to be invertible
+
     PARAMS: ClassVar[dict[str, Param]] = {
         "ridge_scale": RIDGE,
         "recalibrate": Param(False, "apply ReAlign-style centroid recalibration afterwards (spec: optional)"),
@@ -111,6 +112,7 @@ class Blockwise(CentroidCalibrated):
 
     def _min_fit_rows(self, dim: int) -> int:
         return dim + 1  # a full d x d covariance has rank <= n - 1: d + 1 rows for it to be invertible
+
     PARAMS: ClassVar[dict[str, Param]] = {
         "rank": Param(None, "frame rank r; None = energy threshold below (the paper leaves r unspecified)"),
         "energy": Param(0.90, "theta_E of the energy-threshold frame (gap-theory 1.1 recommendation)"),

@@ -13,9 +13,19 @@ ALIGN_RULES: dict[str, Rule] = {
     # sizes and counts: 0 rows per chunk or batch would loop forever or divide by zero
     **dict.fromkeys(
         (
-            "chunk_rows", "block_rows", "memory_size", "stage1_batch", "stage2_batch", "stage1_max_rows",
-            "stage2_max_rows", "quantile_knots", "score_width", "refiner_width",
-            "graph_degree", "check_rows", "torch_threads",
+            "chunk_rows",
+            "block_rows",
+            "memory_size",
+            "stage1_batch",
+            "stage2_batch",
+            "stage1_max_rows",
+            "stage2_max_rows",
+            "quantile_knots",
+            "score_width",
+            "refiner_width",
+            "graph_degree",
+            "check_rows",
+            "torch_threads",
         ),
         COUNT,
     ),

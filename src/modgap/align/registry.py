@@ -6,27 +6,12 @@ hyper-parameters with their defaults and reasons (the documented ``PARAMS`` tabl
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from modgap.align.base import AlignMethod
+from modgap.align.classes import CLASS_PATHS, method_class
 from modgap.errors import ConfigError
-
-# Classes are imported on first use, so that e.g. ReAlign runs never import torch (AnisoAlign only).
-CLASS_PATHS: dict[str, str] = {
-    "identity": "modgap.align.baselines:Identity",
-    "unicorn": "modgap.align.baselines:Unicorn",
-    "liang": "modgap.align.baselines:Liang",
-    "c3": "modgap.align.baselines:C3",
-    "capdec": "modgap.align.baselines:CapDec",
-    "decap": "modgap.align.baselines:DeCap",
-    "standardise": "modgap.align.covariance:Standardise",
-    "coral": "modgap.align.covariance:Coral",
-    "blockwise": "modgap.align.covariance:Blockwise",
-    "realign": "modgap.align.realign:ReAlign",
-    "anisoalign": "modgap.align.aniso.method:AnisoAlign",
-}
 
 
 @dataclass(frozen=True)
@@ -60,14 +45,6 @@ REGISTRY: dict[str, Entry] = {
     "aniso_refine_lii": Entry("anisoalign", {"variant": "refine_lii"}, "[AA] Table 4: + refinement + L_II"),
     "aniso_refine_lphi": Entry("anisoalign", {"variant": "refine_lphi"}, "[AA] Table 4: + refinement + L_Phi"),
 }
-
-
-def method_class(method: str) -> type[AlignMethod]:
-    try:
-        module, name = CLASS_PATHS[method].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown alignment method class {method!r}; known: {sorted(CLASS_PATHS)}") from None
-    return getattr(importlib.import_module(module), name)
 
 
 def make(name: str, params: dict[str, Any] | None = None) -> AlignMethod:

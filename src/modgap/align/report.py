@@ -15,11 +15,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogLocator, NullFormatter
 
-from modgap.align.registry import params_table
+from modgap.align.registry import REGISTRY, params_table
+from modgap.align.spec import SPECTRUM_METHODS, figure_stems
 from modgap.io import read_json, write_json_atomic, write_text_atomic
+from modgap.output.figures import PAPER_STYLE, colour_for, legend_outside, save_figure
 from modgap.provenance import environment, without_machine_measurements
-from modgap.report.figures import save_figure
 
 # (metric key, label, {method: paper value}, source). Paper values are never used as defaults.
 PAPER: list[tuple[str, str, dict[str, float], str]] = [
@@ -144,113 +148,249 @@ def gap_table(runs: dict[str, dict[str, Any]]) -> str:
 
 
 def _save(fig: plt.Figure, figures: Path, name: str) -> list[str]:
-    return save_figure(fig, figures / name)  # shared writer: PNG + PDF without timestamps
+    return save_figure(fig, figures / name)  # shared writer: checked, PNG + PDF without timestamps
 
 
-def _bars(ax, runs, key, title, paper=None):
-    flat = {m: flatten(d)[key] for m, d in runs.items()}
-    names = [m for m, v in flat.items() if v is not None]
-    ax.bar(np.arange(len(names)) - 0.2, [flat[m] for m in names], 0.4, label="ours")
-    if paper:
-        ax.bar(np.arange(len(names)) + 0.2, [paper.get(m, np.nan) for m in names], 0.4, label="paper")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    ax.set_title(title, fontsize=9)
+def _colour(method: str) -> tuple[float, float, float]:
+    """One colour per registered method, the same in every alignment figure."""
+    return colour_for(method.split("/")[-1], REGISTRY)
+
+
+def _bars(
+    ax: plt.Axes,
+    runs: dict[str, Any],
+    key: str,
+    ylabel: str,
+    paper: dict[str, float] | None = None,
+    *,
+    log: bool = False,
+) -> None:
+    """Ours (filled, the method's colour; 95% interval where computed) beside the paper's value (hatched)."""
+    values = {m: flatten(d)[key] for m, d in runs.items()}
+    names = [m for m, v in values.items() if v is not None]
+    x = np.arange(len(names))
+    ours = np.array([values[m] for m in names], dtype=float)
+    errors = _intervals(runs, key, names, ours)
+    ax.bar(x - 0.2, ours, 0.4, color=[_colour(m) for m in names], yerr=errors, capsize=2, error_kw={"lw": 0.8})
+    reference = np.array([(paper or {}).get(m.split("/")[-1], np.nan) for m in names], dtype=float)
+    if np.isfinite(reference).any():
+        ax.bar(x + 0.2, reference, 0.4, **PAPER_STYLE)
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("method")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+        shown = np.concatenate([ours, reference])
+        shown = shown[np.isfinite(shown) & (shown > 0)]
+        if shown.size:  # the floor sits below the smallest bar, ours or the paper's
+            ax.set_ylim(shown.min() / 3, shown.max() * 3)
+
+
+def _intervals(runs: dict[str, Any], key: str, names: list[str], ours: np.ndarray) -> np.ndarray | None:
+    """Asymmetric error bars from the held-out centroid's bootstrap interval (the only one computed here)."""
+    if key != "delta_mu":
+        return None
+    low, high = [], []
+    for m, value in zip(names, ours, strict=True):
+        c = _dig(runs[m], ("held_out", "centroid")) or {}
+        lo, hi = c.get("ci95_low"), c.get("ci95_high")
+        low.append(value - lo if lo is not None else 0.0)
+        high.append(hi - value if hi is not None else 0.0)
+    return np.maximum(np.array([low, high]), 0.0)
+
+
+def _bar_legend(fig: plt.Figure, source: str, interval: bool = False) -> None:
+    """Below the panels: what a filled bar, a hatched bar and an error bar mean."""
+    handles = [
+        Patch(facecolor="0.6", label="ours (embedded tier; colour = method)"),
+        Patch(**PAPER_STYLE, label=f"paper value ({source}; LLM2CLIP-L/14-336)"),
+    ]
+    if interval:
+        handles.append(Line2D([], [], color="k", lw=0.8, marker="_", label="95% bootstrap interval (held-out pairs)"))
+    fig.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=7, frameon=False
+    )
+
+
+def _centroid_gap(runs: dict[str, Any], paper: dict[str, dict[str, float]], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    _bars(
+        axes[0],
+        runs,
+        "delta_mu_in_sample",
+        "centroid gap ‖µ_x − µ_z‖ (in-sample)",
+        paper["delta_mu_in_sample"],
+        log=True,
+    )
+    axes[0].set_title("[RA] Fig 3: centroid gap, in-sample", fontsize=9)
+    _bars(axes[1], runs, "delta_mu", "held-out Δµ", paper["delta_mu"], log=True)
+    axes[1].set_title("held-out Δµ ([AA] Fig 6)", fontsize=9)
+    fig.tight_layout()
+    _bar_legend(fig, "[RA] Fig 3 / [AA] Fig 6", interval=True)
+    return _save(fig, out, "align_centroid_gap")
+
+
+def _spectrum_kde(runs: dict[str, Any], show: list[str], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    first = runs[show[0]]["held_out"]["spectrum"]
+    axes[0].loglog(np.arange(1, len(first["eig_image"]) + 1), first["eig_image"], "k", label="image")
+    for m in show:
+        sp = runs[m]["held_out"]["spectrum"]
+        eig = np.asarray(sp["eig"]) * np.sum(sp["eig_image"]) / np.sum(sp["eig"])
+        axes[0].loglog(np.arange(1, len(eig) + 1), eig, color=_colour(m), label=f"{m} (α = {sp['alpha']['alpha']:.2f})")
+        js = runs[m]["held_out"]["cosine_js"]
+        axes[1].plot(js["grid"], js["p"], color=_colour(m), label=f"{m} (JS = {js['js_nats']:.3f} nats)")
+    axes[1].plot(js["grid"], js["q"], "k", label="image")
+    axes[0].set(xlabel="eigenvalue rank j", ylabel="eigenvalue λ_j (trace-matched to image)")
+    axes[1].set(xlabel="cosine similarity within the set", ylabel="density (KDE)")
+    axes[0].set_title("[RA] Fig 4a: trace-matched spectra", fontsize=9)
+    axes[1].set_title("[RA] Fig 4b: within-set cosine KDEs", fontsize=9)
+    for ax in axes:
+        legend_outside(ax)
+    fig.tight_layout()
+    return _save(fig, out, "align_spectrum_kde")
+
+
+def _mixing_pca(runs: dict[str, Any], show: list[str], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, len(show), figsize=(4.6 * len(show), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], show, strict=True):
+        p = runs[m]["held_out"]["pca2d"]
+        ax.scatter(*np.asarray(p["image"]).T, s=3, color="0.2", label="image")
+        ax.scatter(*np.asarray(p["substitute"]).T, s=3, color=_colour(m), label=f"{m} substitute")
+        ax.set(xlabel="PC 1 (image + substitute PCA)", ylabel="PC 2")
+        ax.set_title(f"[RA] Fig 5: {m}, mixing {runs[m]['held_out']['mixing']['mixing_rate']:.3f}", fontsize=9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7, frameon=False, markerscale=3)
+    fig.tight_layout()
+    return _save(fig, out, "align_mixing_pca")
+
+
+def _sample_size(study: dict[str, Any], out: Path) -> list[str]:
+    rows = study["rows"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.errorbar(
+        [r["N"] for r in rows],
+        [r["gap_mean"] for r in rows],
+        [r["gap_std"] for r in rows],
+        marker="o",
+        capsize=2,
+        color=_colour("realign"),
+        label="ReAlign, mean ± s.d. over 5 seeds",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # major ticks only: minor labels overlapped on a short log range
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("N unpaired samples (log)")
+    ax.set_ylabel("held-out centroid gap Δµ (log)")
+    ax.set_title("[RA] Fig 6: gap vs N (N capped by the stats split)", fontsize=9)
+    legend_outside(ax)
+    return _save(fig, out, "align_sample_size")
+
+
+def _precision_cost(studies: dict[str, Any], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    if "precision" in studies:
+        p = studies["precision"]
+        axes[0].bar(["float32", "float64"], [p["float32"], max(p["float64"], 1e-18)], color=["0.55", "0.25"])
+        axes[0].set_yscale("log")
+        axes[0].set(xlabel="accumulation dtype of the means", ylabel="‖µ_err‖ vs exact mean (L2)")
+        axes[0].set_title(f"[RA] Fig 7a: mean error at N={p['N']} (paper 9.56e-8 vs ~1e-15)", fontsize=9)
+    else:
+        axes[0].set_visible(False)
+    if "cost" in studies:
+        rows = studies["cost"]["rows"]
+        n = [r["N"] for r in rows]
+        (time_line,) = axes[1].plot(
+            n, [r["fit_transform_s"] for r in rows], "o-", color="C0", label="fit + transform time"
+        )
+        twin = axes[1].twinx()
+        (mem_line,) = twin.plot(n, [r["peak_traced_mb"] for r in rows], "s--", color="C3", label="peak traced memory")
+        axes[1].set_xscale("log")
+        axes[1].set(xlabel="N pairs (log)", ylabel="time (s)")
+        twin.set_ylabel("peak traced memory (MB)")
+        axes[1].set_title("[RA] Fig 7b: ReAlign time and peak memory vs N", fontsize=9)
+        legend_outside(
+            twin, [time_line, mem_line], [time_line.get_label(), mem_line.get_label()], bbox_to_anchor=(1.12, 1.0)
+        )
+    else:
+        axes[1].set_visible(False)
+    fig.tight_layout()
+    return _save(fig, out, "align_precision_cost")
+
+
+def _bc_conditioning(runs: dict[str, Any], paper: dict[str, dict[str, float]], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    eig = np.asarray(runs["identity" if "identity" in runs else "realign"]["held_out"]["spectrum"]["eig"])
+    eig = eig[eig > 0]
+    axes[0].semilogy(np.arange(1, eig.size + 1), eig, color=_colour("identity"))
+    axes[0].set(xlabel="eigenvalue rank j", ylabel="text covariance eigenvalue (log)")
+    axes[0].set_title(f"[RA] Fig 9a: text covariance spectrum, κ={eig[0] / eig[-1]:.3g}", fontsize=9)
+    _bars(
+        axes[1], {m: runs[m] for m in ("blockwise", "realign")}, "Omega_10", "k-NN(10) overlap Ω_10", paper["Omega_10"]
+    )
+    axes[1].set_title("[RA] Fig 9b: k-NN(10) overlap", fontsize=9)
+    fig.tight_layout()
+    _bar_legend(fig, "[RA] App. F.4")
+    return _save(fig, out, "align_bc_conditioning")
+
+
+def _target_compat(runs: dict[str, Any], paper: dict[str, dict[str, float]], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    labels = (
+        ("delta_mu", "held-out Δµ", True),
+        ("M_Z", "target mixing M_20^Z", False),
+        ("M_X", "source mixing M_20^X", False),
+    )
+    for ax, (key, ylabel, log) in zip(axes[:3], labels, strict=True):
+        _bars(ax, runs, key, ylabel, paper[key], log=log)
+        ax.set_title(f"[AA] Fig 6: {ylabel}", fontsize=9)
+    for m, d in runs.items():
+        if d.get("held_out"):
+            axes[3].loglog(d["held_out"]["residual"]["uncentred"]["normalised"], color=_colour(m), label=m, lw=0.8)
+    dim = len(next(iter(runs.values()))["held_out"]["residual"]["uncentred"]["normalised"]) if runs else 1
+    axes[3].axhline(1 / dim, color="k", ls=":", label="isotropic 1/d")
+    axes[3].set(xlabel="eigenvalue rank j (log)", ylabel="λ_j / tr of the residual x − z (log)")
+    axes[3].set_title("[AA] Fig 6: normalised residual spectra", fontsize=9)
+    legend_outside(axes[3], ncol=1 if len(runs) <= 12 else 2, fontsize=6)
+    fig.tight_layout()
+    _bar_legend(fig, "[AA] Fig 6", interval=True)
+    return _save(fig, out, "aniso_target_compat")
+
+
+def _semantics(runs: dict[str, Any], paper: dict[str, dict[str, float]], out: Path) -> list[str]:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    labels = (
+        ("Phi", "instance consistency Φ"),
+        ("Psi", "structure preservation Ψ"),
+        ("Omega_20", "k-NN(20) overlap Ω_20"),
+    )
+    for ax, (key, ylabel) in zip(axes, labels, strict=True):
+        _bars(ax, runs, key, ylabel, paper[key])
+        ax.set_title(f"[AA] Fig 7: {ylabel}", fontsize=9)
+    fig.tight_layout()
+    _bar_legend(fig, "[AA] Fig 7")
+    return _save(fig, out, "aniso_semantics")
 
 
 def figures(runs: dict[str, dict[str, Any]], studies: dict[str, Any], out: Path) -> list[str]:
-    made: list[str] = []
+    """Every alignment figure the runs and studies support, as declared by :func:`figure_stems`."""
     paper = {k: p for k, _, p, _ in PAPER}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    _bars(axes[0], runs, "delta_mu_in_sample", "[RA] Fig 3: centroid gap, in-sample", paper["delta_mu_in_sample"])
-    _bars(axes[1], runs, "delta_mu", "held-out Δµ ([AA] Fig 6)", paper["delta_mu"])
-    for ax in axes:
-        ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
-    made += _save(fig, out, "align_centroid_gap")
-
-    show = [m for m in ("identity", "c3", "realign") if m in runs]
-    if show:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        first = runs[show[0]]["held_out"]["spectrum"]
-        axes[0].loglog(np.arange(1, len(first["eig_image"]) + 1), first["eig_image"], "k", label="image")
-        for m in show:
-            sp = runs[m]["held_out"]["spectrum"]
-            eig = np.asarray(sp["eig"]) * np.sum(sp["eig_image"]) / np.sum(sp["eig"])
-            axes[0].loglog(np.arange(1, len(eig) + 1), eig, label=f"{m} α={sp['alpha']['alpha']:.2f}")
-            js = runs[m]["held_out"]["cosine_js"]
-            axes[1].plot(js["grid"], js["p"], label=f"{m} JS={js['js_nats']:.3f}")
-        axes[1].plot(js["grid"], js["q"], "k", label="image")
-        axes[0].set_title("[RA] Fig 4a: trace-matched spectra", fontsize=9)
-        axes[1].set_title("[RA] Fig 4b: within-set cosine KDEs", fontsize=9)
-        for ax in axes:
-            ax.legend(fontsize=7)
-        made += _save(fig, out, "align_spectrum_kde")
-
-        fig, axes = plt.subplots(1, len(show), figsize=(4 * len(show), 3.5), squeeze=False)
-        for ax, m in zip(axes[0], show, strict=True):
-            p = runs[m]["held_out"]["pca2d"]
-            ax.scatter(*np.asarray(p["image"]).T, s=3, label="image")
-            ax.scatter(*np.asarray(p["substitute"]).T, s=3, label=m)
-            ax.set_title(f"[RA] Fig 5: {m}, mixing {runs[m]['held_out']['mixing']['mixing_rate']:.3f}", fontsize=9)
-            ax.legend(fontsize=7)
-        made += _save(fig, out, "align_mixing_pca")
-
-    if "sample_size" in studies:
-        rows = studies["sample_size"]["rows"]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.errorbar([r["N"] for r in rows], [r["gap_mean"] for r in rows], [r["gap_std"] for r in rows], marker="o")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("N unpaired samples")
-        ax.set_ylabel("held-out centroid gap")
-        ax.set_title("[RA] Fig 6: gap vs N (5 seeds; N capped by the stats split)", fontsize=9)
-        made += _save(fig, out, "align_sample_size")
-    if "precision" in studies or "cost" in studies:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        if "precision" in studies:
-            p = studies["precision"]
-            axes[0].bar(["float32", "float64"], [p["float32"], max(p["float64"], 1e-18)])
-            axes[0].set_yscale("log")
-            axes[0].set_title(f"[RA] Fig 7a: ‖µ_err‖ at N={p['N']} (paper 9.56e-8 vs ~1e-15)", fontsize=9)
-        if "cost" in studies:
-            rows = studies["cost"]["rows"]
-            axes[1].plot([r["N"] for r in rows], [r["fit_transform_s"] for r in rows], "o-", label="time (s)")
-            ax2 = axes[1].twinx()
-            ax2.plot([r["N"] for r in rows], [r["peak_traced_mb"] for r in rows], "s--r", label="peak MB")
-            axes[1].set_xscale("log")
-            axes[1].set_title("[RA] Fig 7b: time and peak memory vs N", fontsize=9)
-        made += _save(fig, out, "align_precision_cost")
-    if "blockwise" in runs and "realign" in runs:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        eig = np.asarray(runs["identity" if "identity" in runs else "realign"]["held_out"]["spectrum"]["eig"])
-        eig = eig[eig > 0]
-        axes[0].semilogy(eig)
-        axes[0].set_title(f"[RA] Fig 9a: text covariance spectrum, κ={eig[0] / eig[-1]:.3g}", fontsize=9)
-        _bars(
-            axes[1],
-            {m: runs[m] for m in ("blockwise", "realign")},
-            "Omega_10",
-            "[RA] Fig 9b: k-NN(10) overlap",
-            paper["Omega_10"],
-        )
-        made += _save(fig, out, "align_bc_conditioning")
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
-    for ax, key, title in zip(axes[:3], ("delta_mu", "M_Z", "M_X"), ("Δµ", "M_20^Z", "M_20^X"), strict=True):
-        _bars(ax, runs, key, f"[AA] Fig 6: {title}", paper[key])
-    for m, d in runs.items():
-        if d.get("held_out"):
-            axes[3].loglog(d["held_out"]["residual"]["uncentred"]["normalised"], label=m, lw=0.8)
-    dim = len(next(iter(runs.values()))["held_out"]["residual"]["uncentred"]["normalised"]) if runs else 1
-    axes[3].axhline(1 / dim, color="k", ls=":", label="1/d")
-    axes[3].set_title("[AA] Fig 6: normalised residual spectra", fontsize=9)
-    axes[3].legend(fontsize=5)
-    made += _save(fig, out, "aniso_target_compat")
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-    for ax, key, title in zip(axes, ("Phi", "Psi", "Omega_20"), ("Φ", "Ψ", "Ω_20"), strict=True):
-        _bars(ax, runs, key, f"[AA] Fig 7: {title}", paper[key])
-    made += _save(fig, out, "aniso_semantics")
+    wanted = figure_stems(runs, studies)
+    show = [m for m in SPECTRUM_METHODS if m in runs]
+    drawers = {
+        "align_centroid_gap": lambda: _centroid_gap(runs, paper, out),
+        "align_spectrum_kde": lambda: _spectrum_kde(runs, show, out),
+        "align_mixing_pca": lambda: _mixing_pca(runs, show, out),
+        "align_sample_size": lambda: _sample_size(studies["sample_size"], out),
+        "align_precision_cost": lambda: _precision_cost(studies, out),
+        "align_bc_conditioning": lambda: _bc_conditioning(runs, paper, out),
+        "aniso_target_compat": lambda: _target_compat(runs, paper, out),
+        "aniso_semantics": lambda: _semantics(runs, paper, out),
+    }
+    made: list[str] = []
+    for stem in wanted:
+        made += drawers[stem]()
     return made
 
 

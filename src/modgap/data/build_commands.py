@@ -14,18 +14,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from modgap.commandline import add_command
 from modgap.errors import ModgapError
 
 log = logging.getLogger(__name__)
 
 
 def register_build(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "build-embedded",
         help="build data/embedded (JPEGs + manifest) from unpacked tuxpaint/openclipart/emoji packages",
-        description=__doc__.splitlines()[0],
+        description="Regenerate the committed embedded dataset: collect candidate images and captions from "
+        "every source root given, drop unusable captions, render the images to JPEG and write "
+        "manifest.csv and the licence files into --out. The sources are unpacked by "
+        "scripts/build_embedded_dataset.sh; nothing here downloads anything.",
     )
-    roots = parser.add_argument_group("source roots (each a folder the package was unpacked into)")
+    roots = parser.add_argument_group(
+        "source roots (each a folder the package was unpacked into; a source left out is skipped, "
+        "at least one is needed)"
+    )
     roots.add_argument("--tuxpaint-root", type=Path, help="tuxpaint-stamps-default: `dpkg-deb -x` + `-e`")
     roots.add_argument("--openclipart-root", type=Path, help="openclipart-svg: `dpkg-deb -x` + `-e`")
     roots.add_argument("--emoji-root", type=Path, help="the `package/` folder of npm emoji-datasource-google")
@@ -33,16 +41,17 @@ def register_build(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument(
         "--wordlist",
         type=Path,
-        help="English word list (Debian wamerican's american-english) for the clip-art title filter",
+        help="English word list (Debian wamerican's american-english) for the clip-art title filter; "
+        "without it titles are not checked against English words",
     )
     parser.add_argument(
         "--common-licenses",
         type=Path,
         default=Path("/usr/share/common-licenses"),
-        help="folder with full licence texts (GPL-2, Apache-2.0) copied into LICENSES/",
+        help="folder with full licence texts (GPL-2, Apache-2.0) copied into LICENSES/ (skipped if it is not a folder)",
     )
     parser.add_argument("--out", type=Path, default=Path("data/embedded"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="fixes template choice and OpenMoji sampling")
+    parser.add_argument("--seed", type=int, default=0, help="seed of caption-template choice and OpenMoji sampling")
     parser.set_defaults(func=run_build)
     return parser
 

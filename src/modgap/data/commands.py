@@ -6,14 +6,25 @@ import argparse
 import logging
 from typing import Any
 
+from modgap.commandline import add_command
+
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("data", help="fetch, verify and split datasets")
-    data_subparsers = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    parser = add_command(
+        subparsers,
+        "data",
+        help="fetch, verify and split datasets",
+        description="The data stage: turn a dataset config into a manifest of image/caption rows with seeded, "
+        "disjoint stats/diag/train/test splits (and rebuild the committed embedded dataset).",
+    )
+    data_subparsers = parser.add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND", help="what to do (see the list below)"
+    )
 
-    prep = data_subparsers.add_parser(
+    prep = add_command(
+        data_subparsers,
         "prepare",
         help="fetch/verify a dataset, split it and write its manifest.parquet + summary.json",
         description="Fetch or verify the dataset described by --dataset-config, build one row per image, "
@@ -32,9 +43,14 @@ def register(subparsers: Any) -> None:
     prep.add_argument(
         "--summary", default=None, metavar="JSON", help="summary output (default: summary.json beside --out)"
     )
-    prep.add_argument("--no-progress", action="store_true", help="no progress bars")
     prep.add_argument(
-        "--refetch", action="store_true",
+        "--no-progress",
+        action="store_true",
+        help="no progress bars while downloading, verifying checksums and hashing images",
+    )
+    prep.add_argument(
+        "--refetch",
+        action="store_true",
         help="delete downloads that exist but fail their checksum and fetch them again (default: keep and fail)",
     )
     prep.set_defaults(func=_run_prepare)
@@ -53,7 +69,11 @@ def _run_prepare(args: argparse.Namespace) -> int:
     from modgap.data.prepare import prepare_dataset  # heavy imports only when the command runs
 
     prepare_dataset(
-        args.dataset_config, args.out, seed=args.seed, summary_path=args.summary, progress=not args.no_progress,
+        args.dataset_config,
+        args.out,
+        seed=args.seed,
+        summary_path=args.summary,
+        progress=not args.no_progress,
         refetch=args.refetch,
     )
     return 0

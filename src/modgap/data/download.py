@@ -90,56 +90,91 @@ def download_file(
         for stale in (dest, _stamp_path(dest), dest.with_name(dest.name + ".part")):
             stale.unlink(missing_ok=True)
     if dest.exists():
-        if _stamp_matches(dest, sha256, md5):
-            log.info("%s already downloaded and verified", dest)
-            return dest
-        problem, digests = _checksum_problem(dest, sha256, md5)
-        if problem is None:
-            _write_stamp(dest, digests)
-            log.info("%s already downloaded and verified", dest)
-            return dest
-        raise ChecksumError(
-            f"{dest} exists but does not match the configured checksum: it has sha256 {digests[0]} and "
-            f"md5 {digests[1]}; the config expects {_expected(sha256, md5)}. The file was kept: fix the "
-            "checksum in the config, or rerun with --refetch to delete it and download again"
-        )
+        _check_existing(dest, sha256, md5)
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     own_session = session is None
     session = session or requests.Session()
     try:
-        attempt = 0
-        while True:
-            try:
-                _fetch_into(session, url, part, timeout_s=timeout_s, chunk_bytes=chunk_bytes, progress=progress)
-                break
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.HTTPError,
-                _Incomplete,
-            ) as exc:
-                attempt += 1
-                have = part.stat().st_size if part.exists() else 0
-                if attempt > retries:
-                    raise DownloadError(
-                        f"downloading {url} to {dest} failed after {attempt} attempt(s) ({exc}); "
-                        f"{have} bytes kept in {part}, a rerun resumes from there"
-                    ) from exc
-                log.warning(
-                    "download of %s interrupted at %d bytes (%s); resuming (retry %d/%d)",
-                    url,
-                    have,
-                    exc,
-                    attempt,
-                    retries,
-                )
-                time.sleep((RETRY_BACKOFF_S if backoff_s is None else backoff_s) * attempt)
+        _fetch_with_retries(
+            session,
+            url,
+            dest,
+            part,
+            retries=retries,
+            backoff_s=RETRY_BACKOFF_S if backoff_s is None else backoff_s,
+            timeout_s=timeout_s,
+            chunk_bytes=chunk_bytes,
+            progress=progress,
+        )
     finally:
         if own_session:
             session.close()
+    _verify_and_publish(url, dest, part, sha256, md5)
+    return dest
 
+
+def _check_existing(dest: Path, sha256: str | None, md5: str | None) -> None:
+    """Accept an existing ``dest`` that matches (stamping it), else keep it and report both digests."""
+    if _stamp_matches(dest, sha256, md5):
+        log.info("%s already downloaded and verified", dest)
+        return
+    problem, digests = _checksum_problem(dest, sha256, md5)
+    if problem is None:
+        _write_stamp(dest, digests)
+        log.info("%s already downloaded and verified", dest)
+        return
+    raise ChecksumError(
+        f"{dest} exists but does not match the configured checksum: it has sha256 {digests[0]} and "
+        f"md5 {digests[1]}; the config expects {_expected(sha256, md5)}. The file was kept: fix the "
+        "checksum in the config, or rerun with --refetch to delete it and download again"
+    )
+
+
+# What a dropped connection looks like to requests/urllib3 (and a short body): retried, resuming.
+_RETRIED = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+)
+
+
+def _fetch_with_retries(
+    session: requests.Session,
+    url: str,
+    dest: Path,
+    part: Path,
+    *,
+    retries: int,
+    backoff_s: float,
+    timeout_s: float,
+    chunk_bytes: int,
+    progress: bool,
+) -> None:
+    """Fetch into ``part``, resuming after each drop, with a growing pause; give up after ``retries``."""
+    attempt = 0
+    while True:
+        try:
+            _fetch_into(session, url, part, timeout_s=timeout_s, chunk_bytes=chunk_bytes, progress=progress)
+            return
+        except (*_RETRIED, _Incomplete) as exc:
+            attempt += 1
+            have = part.stat().st_size if part.exists() else 0
+            if attempt > retries:
+                raise DownloadError(
+                    f"downloading {url} to {dest} failed after {attempt} attempt(s) ({exc}); "
+                    f"{have} bytes kept in {part}, a rerun resumes from there"
+                ) from exc
+            log.warning(
+                "download of %s interrupted at %d bytes (%s); resuming (retry %d/%d)", url, have, exc, attempt, retries
+            )
+            time.sleep(backoff_s * attempt)
+
+
+def _verify_and_publish(url: str, dest: Path, part: Path, sha256: str | None, md5: str | None) -> None:
+    """Check the finished ``part`` and rename it to ``dest`` (a mismatch removes it and says why)."""
     problem, digests = _checksum_problem(part, sha256, md5)
     if problem is not None:
         size = part.stat().st_size
@@ -151,7 +186,6 @@ def download_file(
     os.replace(part, dest)
     _write_stamp(dest, digests)
     log.info("downloaded and verified %s", dest)
-    return dest
 
 
 def _expected(sha256: str | None, md5: str | None) -> str:

@@ -64,9 +64,7 @@ def fetch(
     raise ConfigError(f"dataset config: key 'source': unknown source {source!r}")
 
 
-def fetch_http(
-    archives: list[Mapping[str, Any]], root: Path, *, progress: bool = True, refetch: bool = False
-) -> Path:
+def fetch_http(archives: list[Mapping[str, Any]], root: Path, *, progress: bool = True, refetch: bool = False) -> Path:
     """Download and unpack every entry of ``archives`` under ``root`` (``refetch``: download again)."""
     clean_stale_temps(root / "downloads")  # verification stamps half-written by a killed run
     for entry in archives:

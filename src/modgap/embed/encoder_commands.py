@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modgap.commandline import add_command
 from modgap.config import parse_json_params
 from modgap.io import sha256_file, write_json_atomic
 
@@ -28,13 +29,22 @@ NOTE = (
 
 def register_encoder(subparsers: Any) -> None:
     """Add the ``encoder-train`` subcommand to ``subparsers``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "encoder-train",
         help="train the LiT projection heads of the embedded encoder and score retrieval on a split",
-        description=__doc__.splitlines()[0],
+        description="Train the embedded tier's LiT encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2 towers, "
+        "locked; projection heads trained contrastively on the manifest's train split), save it as an "
+        "open_clip checkpoint in --out-dir, then reload that checkpoint and write its retrieval metrics on "
+        "--eval-split to --metrics-out.",
     )
     parser.add_argument("--manifest", type=Path, required=True, help="prepared dataset manifest.parquet")
-    parser.add_argument("--out-dir", type=Path, required=True, help="results/encoders/{enc}")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        required=True,
+        help="writes open_clip.pt and train.json here, e.g. results/encoders/{enc}",
+    )
     parser.add_argument(
         "--params", default="{}", help="JSON object overriding hyper-parameters (modgap.embed.lit.DEFAULT_PARAMS)"
     )
@@ -42,7 +52,11 @@ def register_encoder(subparsers: Any) -> None:
     parser.add_argument("--root", type=Path, default=Path("."), help="directory image paths are relative to")
     parser.add_argument("--eval-split", default="diag", help="manifest split scored after training")
     parser.add_argument(
-        "--feature-cache", type=Path, default=None, help="optional .npz reusing locked-tower train features"
+        "--feature-cache",
+        type=Path,
+        default=None,
+        help="optional .npz caching the locked towers' train features by input, so retraining with other head "
+        "hyper-parameters skips them",
     )
     parser.set_defaults(func=run_encoder_train)
 

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from modgap.embed.encoder import ImageItem, ImageReadError, OpenClipEncoder, load_encoder, progress_interval
+from modgap.embed.backends import DEFAULT_BACKEND, EncoderBackend, create_encoder
+from modgap.embed.encoder import ImageItem, ImageReadError, progress_interval
 from modgap.errors import ModgapError
 from modgap.io import (
     atomic_path,
@@ -60,16 +61,20 @@ class ManifestError(ModgapError):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """How to build the encoder; ``pretrained`` is an open_clip tag or a local checkpoint path."""
+    """How to build the encoder: a registered backend (:mod:`modgap.embed.backends`, default open_clip),
+    its model name and weights (for open_clip a pretrained tag or a local checkpoint path)."""
 
     model_name: str
     pretrained: str | None = None
     device: str = "auto"
     precision: str = "fp32"
     num_workers: int = 0
+    backend: str = DEFAULT_BACKEND
 
-    def load(self) -> OpenClipEncoder:
-        return load_encoder(self.model_name, self.pretrained, self.device, self.precision, self.num_workers)
+    def load(self) -> EncoderBackend:
+        return create_encoder(
+            self.backend, self.model_name, self.pretrained, self.device, self.precision, self.num_workers
+        )
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,7 @@ def _shard_bounds(n: int, shard_rows: int) -> list[tuple[int, int]]:
 
 
 def _encode_modality(
-    encoder: OpenClipEncoder,
+    encoder: EncoderBackend,
     inputs: SplitInputs,
     modality: str,
     store: _ShardStore,
@@ -272,7 +277,7 @@ def _assemble(store: _ShardStore, modality: str, n: int, dim: int, shard_rows: i
 def extract_split(
     manifest_path: str | os.PathLike[str],
     split: str,
-    encoder_spec: EncoderSpec | Mapping[str, Any] | OpenClipEncoder,
+    encoder_spec: EncoderSpec | Mapping[str, Any] | EncoderBackend,
     out_dir: str | os.PathLike[str],
     batch_size: int = 64,
     shard_rows: int = 1024,
@@ -305,7 +310,7 @@ def _extract_locked(
     manifest_path: Path,
     inputs: SplitInputs,
     fingerprint: str,
-    encoder_spec: EncoderSpec | Mapping[str, Any] | OpenClipEncoder,
+    encoder_spec: EncoderSpec | Mapping[str, Any] | EncoderBackend,
     out: Path,
     batch_size: int,
     shard_rows: int,
@@ -368,8 +373,8 @@ def _extract_locked(
     return meta
 
 
-def _as_encoder(spec: EncoderSpec | Mapping[str, Any] | OpenClipEncoder) -> OpenClipEncoder:
-    if isinstance(spec, OpenClipEncoder):
+def _as_encoder(spec: EncoderSpec | Mapping[str, Any] | EncoderBackend) -> EncoderBackend:
+    if isinstance(spec, EncoderBackend):
         return spec
     if isinstance(spec, Mapping):
         spec = EncoderSpec(**spec)

@@ -102,8 +102,13 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
 
 
 def measurements(
-    enc: str, ds: str, *, gap: Mapping[str, Any] | None = None, encoder: Mapping[str, Any] | None = None,
-    align: Mapping[str, Any] | None = None, evaluation: Mapping[str, Any] | None = None,
+    enc: str,
+    ds: str,
+    *,
+    gap: Mapping[str, Any] | None = None,
+    encoder: Mapping[str, Any] | None = None,
+    align: Mapping[str, Any] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Every number one run produced, under the keys ``claims.yaml`` uses."""
     ns: dict[str, float] = {}
@@ -132,7 +137,7 @@ def measure(spec: Any, ns: Mapping[str, float]) -> float | None:
         return float(spec)  # a constant (e.g. a chance level or the identity map's value)
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise ConfigError(f"claim measure must be a key or a one-key mapping, got {spec!r}")
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     if kind == "min_diff":
         return _min_diff(args[0], args[1], ns)
     a, b = (measure(x, ns) for x in args)
@@ -150,8 +155,11 @@ def measure(spec: Any, ns: Mapping[str, float]) -> float | None:
 def _min_diff(pattern_a: str, pattern_b: str, ns: Mapping[str, float]) -> float | None:
     def by_star(pattern: str) -> dict[str, float]:
         head, tail = pattern.split("*")
-        return {k[len(head): len(k) - len(tail)]: v for k, v in ns.items()
-                if fnmatch.fnmatchcase(k, pattern) and "." not in k[len(head): len(k) - len(tail)]}
+        return {
+            k[len(head) : len(k) - len(tail)]: v
+            for k, v in ns.items()
+            if fnmatch.fnmatchcase(k, pattern) and "." not in k[len(head) : len(k) - len(tail)]
+        }
 
     a, b = by_star(pattern_a), by_star(pattern_b)
     shared = sorted(set(a) & set(b))
@@ -196,16 +204,19 @@ def resolve_threshold(claim: Mapping[str, Any], ns: Mapping[str, float]) -> tupl
     return ns.get(key), key
 
 
-def _outside(value: float, threshold: float, ns: Mapping[str, float], claim: Mapping[str, Any],
-             noise: float | None) -> str | None:
+def _outside(
+    value: float, threshold: float, ns: Mapping[str, float], claim: Mapping[str, Any], noise: float | None
+) -> str | None:
     """Why the claim is inside its noise (None when it is resolved): the suite's CI half-widths, or a
     bootstrap interval of the measured difference over the diagnostic pairs."""
     if noise is not None and abs(value - threshold) < noise:
         return f"the difference {value:+.3g} is inside the suite's 95 % sampling noise (±{noise:.3g})"
     lo_hi = interval(claim, ns)
     if lo_hi is not None and lo_hi[0] <= threshold <= lo_hi[1]:
-        return (f"{value:+.3g}: the 95 % paired-bootstrap interval [{lo_hi[0]:+.3g}, {lo_hi[1]:+.3g}] over the "
-                f"diagnostic pairs contains {threshold:g}")
+        return (
+            f"{value:+.3g}: the 95 % paired-bootstrap interval [{lo_hi[0]:+.3g}, {lo_hi[1]:+.3g}] over the "
+            f"diagnostic pairs contains {threshold:g}"
+        )
     return None
 
 
@@ -238,8 +249,13 @@ def _unmet(claim: Mapping[str, Any], ns: Mapping[str, float]) -> tuple[str, str]
     return None
 
 
-def judge(claim: Mapping[str, Any], value: float | None, tier: str, noise: float | None = None,
-          ns: Mapping[str, float] | None = None) -> tuple[str, str]:
+def judge(
+    claim: Mapping[str, Any],
+    value: float | None,
+    tier: str,
+    noise: float | None = None,
+    ns: Mapping[str, float] | None = None,
+) -> tuple[str, str]:
     """(verdict, reason) of one claim given our measured value and the namespace with its nulls.
 
     Order: missing or wrong tier -> not measurable; unmet precondition -> not measurable; inside the
@@ -270,8 +286,9 @@ def judge(claim: Mapping[str, Any], value: float | None, tier: str, noise: float
         point = null_point(c, ns)
         if point is not None and _passes(claim["test"], point, threshold, claim.get("paper_value")):
             return UNINFORMATIVE, f"passes under its null too ({c.get('name', 'null')}: {point:.4g})"
-    missing = [c.get("name", "null") for c in [null, *controls]
-               if ("key" in c or "measure" in c) and null_point(c, ns) is None]
+    missing = [
+        c.get("name", "null") for c in [null, *controls] if ("key" in c or "measure" in c) and null_point(c, ns) is None
+    ]
     if missing:
         return UNMEASURABLE, f"null not computed ({'; '.join(missing)})"
     return HOLDS, ""
@@ -305,17 +322,25 @@ def sweep_rows(claim: Mapping[str, Any], ns: Mapping[str, float], tier: str) -> 
     if not spec:
         return []
     root = spec["values"] + "."
-    found = sorted({k[len(root):].split(".boot.")[0] for k in ns if k.startswith(root) and ".boot." in k},
-                   key=_as_float)
+    found = sorted(
+        {k[len(root) :].split(".boot.")[0] for k in ns if k.startswith(root) and ".boot." in k}, key=_as_float
+    )
     rows = []
     for v in found:
         sub = dict(ns)
-        sub.update({k[len(f"{root}{v}."):]: val for k, val in ns.items() if k.startswith(f"{root}{v}.")})
+        sub.update({k[len(f"{root}{v}.") :]: val for k, val in ns.items() if k.startswith(f"{root}{v}.")})
         point = sub.get(f"{interval_key(claim)}.point") if interval_key(claim) else None
         value = measure(claim["measure"], sub) if point is None else point
         verdict, _ = judge(claim, value, tier, None, sub)
-        rows.append({"param": spec["param"], "value": _as_float(v), "measured": value,
-                     "interval": interval(claim, sub), "verdict": verdict})
+        rows.append(
+            {
+                "param": spec["param"],
+                "value": _as_float(v),
+                "measured": value,
+                "interval": interval(claim, sub),
+                "verdict": verdict,
+            }
+        )
     return rows
 
 
@@ -326,25 +351,40 @@ def _as_float(text: str) -> float:
         return math.inf
 
 
-def evaluate_claims(ns: Mapping[str, float], tier: str,
-                    claims: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+def evaluate_claims(
+    ns: Mapping[str, float], tier: str, claims: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     out = []
     for claim in claims if claims is not None else load_claims():
         value = measure(claim["measure"], ns)
         noise = _noise(claim.get("noise"), ns)
         verdict, reason = judge(claim, value, tier, noise, ns)
         null = claim.get("null_model") or {}
-        out.append({
-            "id": claim["id"], "source": claim["source"], "statement": claim["statement"], "scope": claim["scope"],
-            "measured": value, "paper_value": claim.get("paper_value"), "test": describe_test(claim, ns),
-            "verdict": verdict, "reason": reason, "tier": tier, "noise": noise,
-            "null": {"name": null.get("name"), "value": null_point(null, ns),
-                     "q01": ns.get(f"{null.get('key')}.q01"), "q99": ns.get(f"{null.get('key')}.q99")},
-            "controls": [{"name": c["name"], "value": null_point(c, ns)} for c in claim.get("controls", [])],
-            "interval": interval(claim, ns),
-            "sweep": sweep_rows(claim, ns, tier),
-            "evidence": {k: ns.get(k) for k in claim.get("evidence", [])},
-        })
+        out.append(
+            {
+                "id": claim["id"],
+                "source": claim["source"],
+                "statement": claim["statement"],
+                "scope": claim["scope"],
+                "measured": value,
+                "paper_value": claim.get("paper_value"),
+                "test": describe_test(claim, ns),
+                "verdict": verdict,
+                "reason": reason,
+                "tier": tier,
+                "noise": noise,
+                "null": {
+                    "name": null.get("name"),
+                    "value": null_point(null, ns),
+                    "q01": ns.get(f"{null.get('key')}.q01"),
+                    "q99": ns.get(f"{null.get('key')}.q99"),
+                },
+                "controls": [{"name": c["name"], "value": null_point(c, ns)} for c in claim.get("controls", [])],
+                "interval": interval(claim, ns),
+                "sweep": sweep_rows(claim, ns, tier),
+                "evidence": {k: ns.get(k) for k in claim.get("evidence", [])},
+            }
+        )
     return out
 
 
@@ -355,17 +395,26 @@ def tally(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 def tally_line(counts: Mapping[str, int]) -> str:
     """The one-line tally README quotes: holds / does not hold / uninformative / not measurable."""
-    return (f"{counts.get(HOLDS, 0)} hold, {counts.get(FAILS, 0)} do not hold, "
-            f"{counts.get(UNINFORMATIVE, 0)} uninformative (the null passes too), "
-            f"{counts.get(UNMEASURABLE, 0)} not measurable (noise, regime, baseline or tier)")
+    return (
+        f"{counts.get(HOLDS, 0)} hold, {counts.get(FAILS, 0)} do not hold, "
+        f"{counts.get(UNINFORMATIVE, 0)} uninformative (the null passes too), "
+        f"{counts.get(UNMEASURABLE, 0)} not measurable (noise, regime, baseline or tier)"
+    )
 
 
 def write_claims_report(
-    runs: Sequence[Mapping[str, str]], *, tier: str, gap: str | os.PathLike[str],
-    encoder: str | os.PathLike[str] | None, align_metrics_root: str | os.PathLike[str],
-    eval_metrics: str | os.PathLike[str] | None, markdown_out: str | os.PathLike[str],
-    metrics_out: str | os.PathLike[str], embeddings_root: str | os.PathLike[str] | None = None,
-    align_root: str | os.PathLike[str] | None = None, gap_root: str | os.PathLike[str] | None = None,
+    runs: Sequence[Mapping[str, str]],
+    *,
+    tier: str,
+    gap: str | os.PathLike[str],
+    encoder: str | os.PathLike[str] | None,
+    align_metrics_root: str | os.PathLike[str],
+    eval_metrics: str | os.PathLike[str] | None,
+    markdown_out: str | os.PathLike[str],
+    metrics_out: str | os.PathLike[str],
+    embeddings_root: str | os.PathLike[str] | None = None,
+    align_root: str | os.PathLike[str] | None = None,
+    gap_root: str | os.PathLike[str] | None = None,
     null_config: NullConfig | None = None,
 ) -> dict[str, int]:
     """Judge every claim of every run; with ``embeddings_root`` (and the align/gap roots) the nulls,
@@ -382,9 +431,15 @@ def write_claims_report(
         ns = measurements(enc, ds, gap=gap_metrics, encoder=encoder_metrics, align=align, evaluation=eval_data)
         nulls: dict[str, float] = {}
         if embeddings_root is not None:
-            nulls = compute_nulls(enc, ds, load_claims(), embeddings_root=Path(embeddings_root),
-                                  align_root=Path(align_root or "results/align"),
-                                  gap_root=Path(gap_root or "results/gap"), cfg=cfg)
+            nulls = compute_nulls(
+                enc,
+                ds,
+                load_claims(),
+                embeddings_root=Path(embeddings_root),
+                align_root=Path(align_root or "results/align"),
+                gap_root=Path(gap_root or "results/gap"),
+                cfg=cfg,
+            )
         ns.update({k: v for k, v in nulls.items() if math.isfinite(v)})
         rows = evaluate_claims(ns, tier)
         results["runs"][f"{enc}/{ds}"] = rows
@@ -411,7 +466,8 @@ def _environment_lines(env: Mapping[str, Any] | None) -> list[str]:
 
 def render_markdown(results: Mapping[str, Any]) -> str:
     counts_all = results.get("tally", {}).get("counts") or {
-        v: sum(c.get(v, 0) for c in results["counts"].values()) for v in VERDICTS}
+        v: sum(c.get(v, 0) for c in results["counts"].values()) for v in VERDICTS
+    }
     lines = [
         "# Claims report",
         "",
@@ -436,15 +492,24 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines += _environment_lines(results.get("environment"))
     for run, rows in results["runs"].items():
         counts = results["counts"][run]
-        lines += ["", f"## {run}", "", tally_line(counts), "",
-                  "| claim | source | ours | paper | test | null (its value) | verdict |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {run}",
+            "",
+            tally_line(counts),
+            "",
+            "| claim | source | ours | paper | test | null (its value) | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             verdict = r["verdict"] + (f" ({r['reason']})" if r["reason"] else "")
-            ours = _fmt(r["measured"]) + (f" [{r['interval'][0]:+.3g}, {r['interval'][1]:+.3g}]"
-                                          if r.get("interval") else "")
-            lines.append(f"| {r['statement']} | {r['source']} | {ours} | {_fmt(r['paper_value'])} "
-                         f"| {r['test']} | {_null_cell(r)} | {verdict} |")
+            ours = _fmt(r["measured"]) + (
+                f" [{r['interval'][0]:+.3g}, {r['interval'][1]:+.3g}]" if r.get("interval") else ""
+            )
+            lines.append(
+                f"| {r['statement']} | {r['source']} | {ours} | {_fmt(r['paper_value'])} "
+                f"| {r['test']} | {_null_cell(r)} | {verdict} |"
+            )
         lines += _sweep_lines(rows)
     return "\n".join(lines) + "\n"
 
@@ -462,18 +527,25 @@ def _null_cell(row: Mapping[str, Any]) -> str:
 
 def _params_lines(results: Mapping[str, Any]) -> list[str]:
     cfg = results.get("null_config") or {}
-    lines = ["", "Parameters: nulls with seed "
-             f"{cfg.get('seed', '—')}, {cfg.get('draws', '—')} cheap draws, {cfg.get('shuffles', '—')} pair shuffles, "
-             f"{cfg.get('boot', '—')} bootstrap resamples of the diagnostic pairs."]
+    lines = [
+        "",
+        "Parameters: nulls with seed "
+        f"{cfg.get('seed', '—')}, {cfg.get('draws', '—')} cheap draws, {cfg.get('shuffles', '—')} pair shuffles, "
+        f"{cfg.get('boot', '—')} bootstrap resamples of the diagnostic pairs.",
+    ]
     for run, nulls in (results.get("nulls") or {}).items():
         if "sweep.c3.calibrated_noise_norm" in nulls:
             d = nulls.get("sweep.c3.d", float("nan"))
-            lines.append(f"{run}: C3 noise norm σ√d calibrated to the paper's Φ = 0.899: "
-                         f"{nulls['sweep.c3.calibrated_noise_norm']:.3g} (σ = "
-                         f"{nulls['sweep.c3.calibrated_noise_norm'] / math.sqrt(d):.3g} at d = {d:g}).")
+            lines.append(
+                f"{run}: C3 noise norm σ√d calibrated to the paper's Φ = 0.899: "
+                f"{nulls['sweep.c3.calibrated_noise_norm']:.3g} (σ = "
+                f"{nulls['sweep.c3.calibrated_noise_norm'] / math.sqrt(d):.3g} at d = {d:g})."
+            )
         elif "sweep.c3.d" in nulls:
-            lines.append(f"{run}: C3 noise norm cannot be calibrated to the paper's Φ = 0.899 on this data "
-                         "(no noise norm in [0, 3] reaches it); only the fixed sweep is reported.")
+            lines.append(
+                f"{run}: C3 noise norm cannot be calibrated to the paper's Φ = 0.899 on this data "
+                "(no noise norm in [0, 3] reaches it); only the fixed sweep is reported."
+            )
     return lines
 
 
@@ -483,8 +555,13 @@ def _sweep_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
     values = sorted({s["value"] for r in swept for s in r["sweep"]})
     param = swept[0]["sweep"][0]["param"]
-    out = ["", f"Sensitivity to {param} (each cell: the difference, its interval and the verdict):", "",
-           "| claim | " + " | ".join(f"{v:g}" for v in values) + " |", "|---|" + "---|" * len(values)]
+    out = [
+        "",
+        f"Sensitivity to {param} (each cell: the difference, its interval and the verdict):",
+        "",
+        "| claim | " + " | ".join(f"{v:g}" for v in values) + " |",
+        "|---|" + "---|" * len(values),
+    ]
     for r in swept:
         cells = {s["value"]: s for s in r["sweep"]}
         out.append(f"| {r['statement']} | " + " | ".join(_sweep_cell(cells.get(v)) for v in values) + " |")

@@ -144,8 +144,10 @@ def isotropic_marginals_null(n_x: int, n_y: int, d: int, qs: Sequence[int], draw
         c_lam.append(log_spectral_correlation(ea, eb, max_rank=max_rank)[0])
         curve = overlap_curve(va, vb, max(qs))
         excess.append(min(curve[q - 1] - q / d for q in qs))
-    return {**summarise(c_lam, "null.isotropic_marginals.C_lambda"),
-            **summarise(excess, "null.isotropic_marginals.O_q_excess")}
+    return {
+        **summarise(c_lam, "null.isotropic_marginals.C_lambda"),
+        **summarise(excess, "null.isotropic_marginals.O_q_excess"),
+    }
 
 
 def paired_stats(x: np.ndarray, y: np.ndarray, rank_u: int, eta_bases: Mapping[int, np.ndarray]) -> dict[str, float]:
@@ -153,15 +155,20 @@ def paired_stats(x: np.ndarray, y: np.ndarray, rank_u: int, eta_bases: Mapping[i
     pm = paired_moments(x, y, frame_rank=rank_u)
     aniso = aniso_summary(pm, dict(eta_bases), random_draws=0)
     frame, _ = frame_summary(pm)
-    out = {"A_r": aniso["A_r"], "d_eff_over_d": aniso["d_eff_over_d"],
-           "tr_V_over_U": frame["tr_resid_V"] / frame["tr_resid_U"], "angle_gamma_v1": frame["angle_gamma_v1"]}
+    out = {
+        "A_r": aniso["A_r"],
+        "d_eff_over_d": aniso["d_eff_over_d"],
+        "tr_V_over_U": frame["tr_resid_V"] / frame["tr_resid_U"],
+        "angle_gamma_v1": frame["angle_gamma_v1"],
+    }
     if eta_bases:
         out["eta_U_excess"] = min(v["eta_U"] - v["random"] for v in aniso["eta_U"].values())
     return out
 
 
-def shuffled_pairs_null(x: np.ndarray, y: np.ndarray, rank_u: int, eta_bases: Mapping[int, np.ndarray],
-                        shuffles: int, seed: int) -> dict[str, float]:
+def shuffled_pairs_null(
+    x: np.ndarray, y: np.ndarray, rank_u: int, eta_bases: Mapping[int, np.ndarray], shuffles: int, seed: int
+) -> dict[str, float]:
     """Every paired statistic with the pairing permuted (the marginals, hence the frame, unchanged)."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
@@ -236,9 +243,12 @@ def local_phantom(texts: np.ndarray, cfg: NullConfig, k: int = 5, anchors: int =
         eps2.append(phantom_regime(target, sigma))
         err.append(np.linalg.norm(phantom_drift_2nd(target, sigma) - emp) / np.linalg.norm(emp))
         err_iso.append(np.linalg.norm(phantom_drift_2nd(target, iso) - emp) / np.linalg.norm(emp))
-    return {"phantom.local.k": float(k), "phantom.local.eps2": float(np.median(eps2)),
-            "phantom.local.rel_error_formula": float(np.median(err)),
-            "null.isotropic_sigma.phantom_local_rel_error": float(np.median(err_iso))}
+    return {
+        "phantom.local.k": float(k),
+        "phantom.local.eps2": float(np.median(eps2)),
+        "phantom.local.rel_error_formula": float(np.median(err)),
+        "null.isotropic_sigma.phantom_local_rel_error": float(np.median(err_iso)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +268,9 @@ class MethodView:
     other: np.ndarray  # fraction of other-modality neighbours of x_i plus of z_i (mixing rate, x2)
 
 
-def method_view(x: np.ndarray, y: np.ndarray, z: np.ndarray, ny: Mapping[int, np.ndarray], k: int,
-                perms: int, seed: int) -> MethodView:
+def method_view(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, ny: Mapping[int, np.ndarray], k: int, perms: int, seed: int
+) -> MethodView:
     z = unit(z)
     n = len(x)
     omega = {}
@@ -279,8 +290,15 @@ def method_view(x: np.ndarray, y: np.ndarray, z: np.ndarray, ny: Mapping[int, np
         null_x.append(hp[lab].mean())
         null_z.append(hp[~lab].mean())
     other = (is_x[graph] != is_x[:, None]).mean(1)
-    return MethodView(z=z, diff=z - x, phi=np.sum(unit(y) * z, 1), omega=omega,
-                      mix_x=h[:n] / np.mean(null_x), mix_z=h[n:] / np.mean(null_z), other=other[:n] + other[n:])
+    return MethodView(
+        z=z,
+        diff=z - x,
+        phi=np.sum(unit(y) * z, 1),
+        omega=omega,
+        mix_x=h[:n] / np.mean(null_x),
+        mix_z=h[n:] / np.mean(null_z),
+        other=other[:n] + other[n:],
+    )
 
 
 def _psi(y: np.ndarray, z: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
@@ -296,8 +314,16 @@ def per_pair(view: MethodView, metric: str) -> np.ndarray | None:
     return {"M_X": view.mix_x, "M_Z": view.mix_z, "mixing_rate": view.other / 2}.get(metric)
 
 
-def boot_values(view: MethodView, metric: str, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
-                pairs: Sequence[tuple[np.ndarray, np.ndarray]], img_eig: np.ndarray, seed: int) -> np.ndarray:
+def boot_values(
+    view: MethodView,
+    metric: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    idx: np.ndarray,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    img_eig: np.ndarray,
+    seed: int,
+) -> np.ndarray:
     """``metric`` of one method on each resample (row of ``idx``). k-NN graphs stay those of the full
     set: resampling them would make duplicated pairs their own neighbours."""
     values = per_pair(view, metric)
@@ -323,9 +349,15 @@ def _resample_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.
     return i, (i + rng.integers(1, n, n_pairs)) % n
 
 
-def bootstrap_orderings(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray],
-                        orderings: Iterable[tuple[str, str, str]], cfg: NullConfig,
-                        shared: dict[Any, Any] | None = None, fresh: Sequence[str] = ()) -> dict[str, float]:
+def bootstrap_orderings(
+    x: np.ndarray,
+    y: np.ndarray,
+    substitutes: Mapping[str, np.ndarray],
+    orderings: Iterable[tuple[str, str, str]],
+    cfg: NullConfig,
+    shared: dict[Any, Any] | None = None,
+    fresh: Sequence[str] = (),
+) -> dict[str, float]:
     """95 % intervals of metric(a) - metric(b) from paired resamples of the diag pairs (the same
     resampled pairs for both methods): the percentile spread, centred at the full-sample difference.
     ``shared``: a cache of method views and resampled values reused across calls with the same cfg
@@ -360,9 +392,11 @@ def bootstrap_orderings(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, 
         if (method, metric) not in cache:
             point = boot_values(views[method], metric, x, y, full, full_pairs, img_eig, cfg.seed)[0]
             # set-level metrics (Psi, JS, alpha) recompute per resample: fewer resamples keep the stage fast
-            rows = idx if per_pair(views[method], metric) is not None or metric == "delta_mu" else idx[:cfg.set_boot]
-            cache[method, metric] = (float(point), boot_values(views[method], metric, x, y, rows, pairs, img_eig,
-                                                               cfg.seed))
+            rows = idx if per_pair(views[method], metric) is not None or metric == "delta_mu" else idx[: cfg.set_boot]
+            cache[method, metric] = (
+                float(point),
+                boot_values(views[method], metric, x, y, rows, pairs, img_eig, cfg.seed),
+            )
         return cache[method, metric]
 
     out: dict[str, float] = {}
@@ -398,9 +432,16 @@ def calibrate_c3(y: np.ndarray, mu_x: np.ndarray, mu_y: np.ndarray, target_phi: 
     return float(np.interp(-target_phi, -phi, grid))
 
 
-def c3_sweep(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray], mu_x: np.ndarray,
-             mu_y: np.ndarray, orderings: Sequence[tuple[str, str, str]], cfg: NullConfig,
-             norms: Sequence[float] = C3_NOISE_NORMS) -> dict[str, float]:
+def c3_sweep(
+    x: np.ndarray,
+    y: np.ndarray,
+    substitutes: Mapping[str, np.ndarray],
+    mu_x: np.ndarray,
+    mu_y: np.ndarray,
+    orderings: Sequence[tuple[str, str, str]],
+    cfg: NullConfig,
+    norms: Sequence[float] = C3_NOISE_NORMS,
+) -> dict[str, float]:
     """Every C3 ordering re-measured with C3 at each noise norm (and at the paper calibration):
     keys ``sweep.c3.<norm>.boot...`` and ``sweep.c3.<norm>.align.c3.<metric>``."""
     c3_orders = [o for o in orderings if "c3" in o[:2]]
@@ -410,8 +451,15 @@ def c3_sweep(x: np.ndarray, y: np.ndarray, substitutes: Mapping[str, np.ndarray]
     # left out, not written as NaN, and the report says so.
     if np.isfinite(calibrated):
         out["sweep.c3.calibrated_noise_norm"] = calibrated
-    quick = NullConfig(draws=cfg.draws, shuffles=cfg.shuffles, boot=cfg.boot, set_boot=max(30, cfg.set_boot // 3),
-                       pairs=cfg.pairs // 2, knn_k=cfg.knn_k, seed=cfg.seed)
+    quick = NullConfig(
+        draws=cfg.draws,
+        shuffles=cfg.shuffles,
+        boot=cfg.boot,
+        set_boot=max(30, cfg.set_boot // 3),
+        pairs=cfg.pairs // 2,
+        knn_k=cfg.knn_k,
+        seed=cfg.seed,
+    )
     shared: dict[Any, Any] = {}  # the other methods' views and resampled values, computed once
     for norm in [*norms, *([round(calibrated, 3)] if np.isfinite(calibrated) else [])]:
         subs = {**substitutes, "c3": c3_substitutes(y, mu_x, mu_y, norm, cfg.seed)}
@@ -444,8 +492,16 @@ def _load(path: Path) -> np.ndarray | None:
     return np.load(path) if path.is_file() else None
 
 
-def compute_nulls(enc: str, ds: str, claims: Sequence[Mapping[str, Any]], *, embeddings_root: Path,
-                  align_root: Path, gap_root: Path, cfg: NullConfig | None = None) -> dict[str, float]:
+def compute_nulls(
+    enc: str,
+    ds: str,
+    claims: Sequence[Mapping[str, Any]],
+    *,
+    embeddings_root: Path,
+    align_root: Path,
+    gap_root: Path,
+    cfg: NullConfig | None = None,
+) -> dict[str, float]:
     """Every null, interval and sweep the claims of one run need; {} for a part whose inputs are absent."""
     cfg = cfg or NullConfig()
     diag = Path(embeddings_root) / enc / ds / "diag"
@@ -470,14 +526,20 @@ def compute_nulls(enc: str, ds: str, claims: Sequence[Mapping[str, Any]], *, emb
     pm = paired_moments(x, y, frame_rank=rank_u)
     if eta_bases:
         ranks = sorted(eta_bases)
-        _timed(out, "random subspace",
-               lambda: random_subspace_coverage_null(pm.sigma_r, ranks, max(50, cfg.draws // 2), cfg.seed))
+        _timed(
+            out,
+            "random subspace",
+            lambda: random_subspace_coverage_null(pm.sigma_r, ranks, max(50, cfg.draws // 2), cfg.seed),
+        )
     marg = gap_stats.get("marginal", {})
     if marg:
         n_x, n_y = int(marg["image"]["n"]), int(marg["text"]["n"])
         qs = [int(q) for q in marg.get("O_q", {})]
-        _timed(out, "isotropic marginals",
-               lambda: isotropic_marginals_null(n_x, n_y, d, qs, max(20, cfg.draws // 10), cfg.seed))
+        _timed(
+            out,
+            "isotropic marginals",
+            lambda: isotropic_marginals_null(n_x, n_y, d, qs, max(20, cfg.draws // 10), cfg.seed),
+        )
     if "mu_image" in spectra:
         stats_txt = _load(Path(embeddings_root) / enc / ds / "stats" / "text.npy")
         if stats_txt is not None:

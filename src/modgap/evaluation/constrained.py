@@ -16,18 +16,6 @@ import numpy as np
 
 from modgap.errors import ModgapError
 
-YES_NO = ("yes", "no")
-LETTERS = "ABCDEFGHIJ"
-
-
-def options_for(task: str, options: Sequence[str]) -> tuple[str, ...]:
-    """The answers a task's parser accepts: yes/no for POPE, the option letters for MC."""
-    if task == "pope":
-        return YES_NO
-    if task == "choice":
-        return tuple(LETTERS[: len(options)])
-    raise ModgapError(f"constrained choice is defined for pope and choice, not {task!r}")
-
 
 def spellings(tokenizer: Any, option: str) -> list[int]:
     """First-token ids of the option's usual spellings (case, leading space): the model may put its
@@ -47,8 +35,15 @@ def pick(logprobs: np.ndarray, option_ids: Sequence[Sequence[int]]) -> tuple[int
     return int(np.argmax(scores)), scores
 
 
-def choose(mllm: Any, embeddings: Any, prompts: Sequence[str], options: Sequence[Sequence[str]], *,
-           batch_size: int = 16, template: str | None = None) -> list[str]:
+def choose(
+    mllm: Any,
+    embeddings: Any,
+    prompts: Sequence[str],
+    options: Sequence[Sequence[str]],
+    *,
+    batch_size: int = 16,
+    template: str | None = None,
+) -> list[str]:
     """One forward pass per batch; returns, per prompt, the option with the highest log-probability."""
     import torch
 
@@ -60,9 +55,13 @@ def choose(mllm: Any, embeddings: Any, prompts: Sequence[str], options: Sequence
     out: list[str] = []
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            encoded = [encode_prompt(tok, prompt_text(tok, template, q, mllm.system_prompt, embeddings is not None),
-                                     mllm.num_visual) for q in chunk]
+            chunk = prompts[start : start + batch_size]
+            encoded = [
+                encode_prompt(
+                    tok, prompt_text(tok, template, q, mllm.system_prompt, embeddings is not None), mllm.num_visual
+                )
+                for q in chunk
+            ]
             if any(not ids for ids, _ in encoded):
                 raise ModgapError("choose: empty prompt (the plain template needs visual tokens)")
             width = max(len(ids) for ids, _ in encoded)
@@ -70,16 +69,18 @@ def choose(mllm: Any, embeddings: Any, prompts: Sequence[str], options: Sequence
             image_mask = torch.zeros((len(chunk), width), dtype=torch.bool)
             attention = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, (ids, mask) in enumerate(encoded):  # left padding: the last position is the prompt's end
-                input_ids[row, width - len(ids):] = torch.tensor(ids)
-                image_mask[row, width - len(ids):] = torch.tensor(mask)
-                attention[row, width - len(ids):] = 1
+                input_ids[row, width - len(ids) :] = torch.tensor(ids)
+                image_mask[row, width - len(ids) :] = torch.tensor(mask)
+                attention[row, width - len(ids) :] = 1
             emb = None
             if embeddings is not None:
-                emb = torch.as_tensor(np.asarray(embeddings[start:start + batch_size]), dtype=torch.float32).to(device)
+                emb = torch.as_tensor(np.asarray(embeddings[start : start + batch_size]), dtype=torch.float32).to(
+                    device
+                )
             inputs_embeds = model.embed_inputs(input_ids.to(device), image_mask.to(device), emb)
             logits = model.llm(inputs_embeds=inputs_embeds, attention_mask=attention.to(device)).logits[:, -1, :]
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
-            for row, opts in enumerate(options[start:start + batch_size]):
+            for row, opts in enumerate(options[start : start + batch_size]):
                 best, _ = pick(logprobs[row], [spellings(tok, o) for o in opts])
                 out.append(opts[best])
     return out

@@ -11,13 +11,18 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from modgap.report.figures import save_figure
+from modgap.output.figures import legend_outside, save_figure
 
 
-def eval_summary_figure(metrics: Mapping[str, Any], runs: Sequence[Mapping[str, str]],
-                        regimes: Mapping[str, Any], prefix: str | os.PathLike[str]) -> list[str]:
-    fig, axes = plt.subplots(len(runs), 2, figsize=(12, 4.2 * len(runs)), squeeze=False)
+def eval_summary_figure(
+    metrics: Mapping[str, Any],
+    runs: Sequence[Mapping[str, str]],
+    regimes: Mapping[str, Any],
+    prefix: str | os.PathLike[str],
+) -> list[str]:
+    fig, axes = plt.subplots(len(runs), 2, figsize=(14, 4.2 * len(runs)), squeeze=False)
     for (ax_bar, ax_geo), run in zip(axes, runs, strict=True):
         summary = metrics[run["encoder"]][run["dataset"]]
         _bars(ax_bar, summary, f"{run['encoder']} / {run['dataset']}")
@@ -29,33 +34,52 @@ def eval_summary_figure(metrics: Mapping[str, Any], runs: Sequence[Mapping[str, 
 def _bars(ax: plt.Axes, summary: Mapping[str, Any], title: str) -> None:
     names = list(summary["regimes"])
     x = np.arange(len(names))
-    image = [_nan(summary["regimes"][n].get("avg")) for n in names]
-    blind = [_nan(summary["regimes"][n].get("blind_avg")) for n in names]
-    ax.bar(x - 0.2, image, 0.4, label="with image")
-    ax.bar(x + 0.2, blind, 0.4, label="blind (B2)", color="grey")
+    regimes = summary["regimes"]
+    for offset, key, label, colour in ((-0.2, "avg", "with image", "C0"), (0.2, "blind_avg", "blind (B2)", "0.6")):
+        values = np.array([_nan(regimes[n].get(key)) for n in names])
+        ax.bar(
+            x + offset,
+            values,
+            0.4,
+            color=colour,
+            label=label,
+            yerr=_interval([regimes[n] for n in names], key, values),
+            capsize=2,
+            error_kw={"lw": 0.8},
+        )
     base = summary.get("base_llm")
     if base and base.get("avg") is not None:
         ax.axhline(base["avg"], color="black", linestyle=":", label="base LLM blind (B1)")
-    tallest = np.nanmax([*image, *blind, 0.0])
-    ax.set_ylim(0, 1.4 * tallest if tallest > 0 else 1.0)  # headroom so the legend covers no bar
     ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_xlabel("MLLM regime")
     ax.set_ylabel("Avg of POPE and circular MC accuracy")
     ax.set_title(f"(a) benchmark average — {title}")
-    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="k", lw=0.8, marker="_"))
+    legend_outside(ax, handles, [*labels, "95% paired-bootstrap interval"])
+
+
+def _interval(rows: Sequence[Mapping[str, Any]], key: str, values: np.ndarray) -> np.ndarray:
+    """Asymmetric error bars from the recorded ``{key}_ci_low`` / ``{key}_ci_high`` (0 where absent)."""
+    low = np.array([_nan(r.get(f"{key}_ci_low")) for r in rows])
+    high = np.array([_nan(r.get(f"{key}_ci_high")) for r in rows])
+    return np.nan_to_num(np.maximum(np.array([values - low, high - values]), 0.0))
 
 
 def _geometry(ax: plt.Axes, summary: Mapping[str, Any]) -> None:
     probes = summary["probes"]
-    points = [(s, p["geometry"].get("delta_mu"), p["cider_d"]) for s, p in probes.items()]
-    for source, gap, score in points:
-        gx = 0.0 if source == "image" else gap  # real images: no substitute, no gap by definition
+    for source, probe in probes.items():
+        gx = 0.0 if source == "image" else probe["geometry"].get("delta_mu")  # real images: no gap by definition
         if gx is None:
             continue
-        ax.scatter(gx, score)
+        score = probe["cider_d"]
+        ci = probe.get("cider_d_ci")
+        yerr = [[max(score - ci[0], 0.0)], [max(ci[1] - score, 0.0)]] if ci else None
+        ax.errorbar([gx], [score], yerr=yerr, fmt="o", capsize=2, lw=0.8)
         ax.annotate(source, (gx, score), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("held-out Δµ of the Stage-1 input (0 for real images)")
     ax.set_ylabel("Stage-1 probe CIDEr-D (real images)")
-    ax.set_title("(b) embedding geometry vs Stage-1 transfer")
+    ax.set_title("(b) embedding geometry vs Stage-1 transfer (bars: 95% bootstrap interval)")
 
 
 def _nan(value: float | None) -> float:

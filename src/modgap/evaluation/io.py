@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modgap.errors import ModgapError
-from modgap.evaluation.suite import BenchItem
+from modgap.evaluation.items import BenchItem
 from modgap.io import write_text_atomic
 
 

@@ -153,12 +153,20 @@ class ModgapMLLM(lmms):
         self.mllm = load_mllm(stage_dir, device=self._device)
         self.encoder = load_encoder(encoder, pretrained or None, device=self._device, precision=precision)
         if self.encoder.embed_dim != self.mllm.meta["embed_dim"]:
-            raise ConfigError(f"encoder {encoder} embeds in {self.encoder.embed_dim} dims, the stage in {stage_dir} "
-                              f"was trained on {self.mllm.meta['embed_dim']}: wrong encoder for this model")
+            raise ConfigError(
+                f"encoder {encoder} embeds in {self.encoder.embed_dim} dims, the stage in {stage_dir} "
+                f"was trained on {self.mllm.meta['embed_dim']}: wrong encoder for this model"
+            )
         self.stage_dir = str(stage_dir)
         self._warned: set[str] = set()
-        log.info("modgap model: %s (template %s, %d visual tokens) on %s, lmms-eval %s", stage_dir,
-                 self.mllm.template, self.mllm.num_visual, self._device, lmms_eval_version())
+        log.info(
+            "modgap model: %s (template %s, %d visual tokens) on %s, lmms-eval %s",
+            stage_dir,
+            self.mllm.template,
+            self.mllm.num_visual,
+            self._device,
+            lmms_eval_version(),
+        )
 
     # --- properties lmms-eval reads ------------------------------------------------------------
 
@@ -173,8 +181,14 @@ class ModgapMLLM(lmms):
     def get_model_info(self) -> dict[str, Any]:
         """Provenance for result metadata. lmms-eval's own ``lmms_eval_version`` field is the git describe
         of the working directory (our repository), not the installed harness, so record it from here."""
-        return {"stage_dir": self.stage_dir, "template": self.mllm.template, "encoder": self.encoder.identity(),
-                "blind": self.blind, "embed_dim": self.mllm.meta["embed_dim"], "lmms_eval": lmms_eval_version()}
+        return {
+            "stage_dir": self.stage_dir,
+            "template": self.mllm.template,
+            "encoder": self.encoder.identity(),
+            "blind": self.blind,
+            "embed_dim": self.mllm.meta["embed_dim"],
+            "lmms_eval": lmms_eval_version(),
+        }
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -235,7 +249,7 @@ class ModgapMLLM(lmms):
                 self._warn_once("sampling", "modgap model: sampling requested; decoding greedily (spec §8.2)")
             max_new = int(gen_kwargs.get("max_new_tokens") or self.max_new_tokens)
             for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
+                chunk = indices[start : start + self.batch_size]
                 prompts, images = [], []
                 for k in chunk:
                     context, _, doc_to_visual, doc_id, task, split = requests[k].args
@@ -245,13 +259,19 @@ class ModgapMLLM(lmms):
                 without = [j for j, img in enumerate(images) if img is None]
                 if with_image:
                     emb = self.embed_images([images[j] for j in with_image])
-                    texts = generate(self.mllm, emb, [prompts[j] for j in with_image], max_new_tokens=max_new,
-                                     batch_size=len(with_image))
+                    texts = generate(
+                        self.mllm,
+                        emb,
+                        [prompts[j] for j in with_image],
+                        max_new_tokens=max_new,
+                        batch_size=len(with_image),
+                    )
                     for j, text in zip(with_image, texts, strict=True):
                         out[chunk[j]] = cut_at_stops(text, until)
                 if without:
-                    texts = generate(self.mllm, None, [prompts[j] for j in without], max_new_tokens=max_new,
-                                     batch_size=len(without))
+                    texts = generate(
+                        self.mllm, None, [prompts[j] for j in without], max_new_tokens=max_new, batch_size=len(without)
+                    )
                     for j, text in zip(without, texts, strict=True):
                         out[chunk[j]] = cut_at_stops(text, until)
                 bar.update(len(chunk))
@@ -267,13 +287,16 @@ class ModgapMLLM(lmms):
         out: list[tuple[float, bool]] = []
         for start in range(0, len(requests), self.batch_size):
             rows = []
-            for req in requests[start:start + self.batch_size]:
+            for req in requests[start : start + self.batch_size]:
                 context, target, doc_to_visual, doc_id, task, split = req.args
                 doc = self._doc(task, split, doc_id)
                 continuation = target if isinstance(target, str) else target(doc)
                 image = self._image(doc_to_visual, doc)
-                ids, mask = encode_prompt(tok, prompt_text(tok, mllm.template, context, mllm.system_prompt,
-                                                           image is not None), mllm.num_visual)
+                ids, mask = encode_prompt(
+                    tok,
+                    prompt_text(tok, mllm.template, context, mllm.system_prompt, image is not None),
+                    mllm.num_visual,
+                )
                 if not ids:
                     raise ModgapError("loglikelihood: empty prompt (the plain template needs an image)")
                 cont = tok(continuation, add_special_tokens=False)["input_ids"]
@@ -281,8 +304,9 @@ class ModgapMLLM(lmms):
             out += self._score(model, rows, tok.pad_token_id)
         return out
 
-    def _score(self, model: Any, rows: list[tuple[list[int], list[bool], list[int], Image.Image | None]],
-               pad_id: int) -> list[tuple[float, bool]]:
+    def _score(
+        self, model: Any, rows: list[tuple[list[int], list[bool], list[int], Image.Image | None]], pad_id: int
+    ) -> list[tuple[float, bool]]:
         """Teacher-forced log-prob of each row's continuation; rows right-padded so positions stay 0-based."""
         width = max(len(ids) + len(cont) for ids, _, cont, _ in rows)
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -291,7 +315,7 @@ class ModgapMLLM(lmms):
         for r, (ids, mask, cont, _) in enumerate(rows):
             n = len(ids) + len(cont)
             input_ids[r, :n] = torch.tensor(ids + cont)
-            image_mask[r, :len(ids)] = torch.tensor(mask)
+            image_mask[r, : len(ids)] = torch.tensor(mask)
             attention[r, :n] = 1
         emb = None
         images = [img for *_, img in rows]
@@ -299,11 +323,13 @@ class ModgapMLLM(lmms):
             dim = self.mllm.meta["embed_dim"]
             found = iter(self.embed_images([img for img in images if img is not None]))
             # embed_inputs uses only the rows that have visual positions; the zero rows are never read.
-            emb = torch.from_numpy(np.stack([next(found) if img is not None else np.zeros(dim, np.float32)
-                                             for img in images]))
+            emb = torch.from_numpy(
+                np.stack([next(found) if img is not None else np.zeros(dim, np.float32) for img in images])
+            )
         device = next(model.parameters()).device
-        embeds = model.embed_inputs(input_ids.to(device), image_mask.to(device),
-                                    None if emb is None else emb.to(device))
+        embeds = model.embed_inputs(
+            input_ids.to(device), image_mask.to(device), None if emb is None else emb.to(device)
+        )
         logits = model.llm(inputs_embeds=embeds, attention_mask=attention.to(device)).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
         out = []
@@ -312,7 +338,7 @@ class ModgapMLLM(lmms):
                 out.append((0.0, True))
                 continue
             # Position p predicts token p+1: the continuation's tokens are predicted from len(ids)-1 on.
-            span = logprobs[r, len(ids) - 1:len(ids) - 1 + len(cont)]
+            span = logprobs[r, len(ids) - 1 : len(ids) - 1 + len(cont)]
             target = torch.tensor(cont)
             total = float(span.gather(1, target[:, None]).sum())
             out.append((total, bool(torch.equal(span.argmax(dim=-1), target))))

@@ -18,9 +18,18 @@ from modgap.io import write_text_atomic
 
 
 def run_lmms_eval(
-    *, stage_dir: str, encoder: str, pretrained: str | None, tasks: Sequence[str], prefix: str,
-    include_path: str | None = None, limit: int | None = None, batch_size: int = 16, device: str = "cpu",
-    blind: bool = False, seed: int = 0,
+    *,
+    stage_dir: str,
+    encoder: str,
+    pretrained: str | None,
+    tasks: Sequence[str],
+    prefix: str,
+    include_path: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    blind: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
     try:
         from lmms_eval.evaluator import simple_evaluate
@@ -33,16 +42,34 @@ def run_lmms_eval(
         raise ConfigError("eval.lmms_eval.tasks: no tasks given")
     model_args = f"stage_dir={stage_dir},encoder={encoder},pretrained={pretrained or ''},blind={str(blind).lower()}"
     manager = TaskManager(include_path=include_path) if include_path else TaskManager()
-    out = simple_evaluate(model="modgap", model_args=model_args, tasks=list(tasks), batch_size=batch_size,
-                          device=device, limit=limit, task_manager=manager, log_samples=True,
-                          random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+    out = simple_evaluate(
+        model="modgap",
+        model_args=model_args,
+        tasks=list(tasks),
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        task_manager=manager,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
     if out is None:  # non-zero ranks of a distributed run return nothing
         return {}
     samples = out.pop("samples", {}) or {}
-    write_jsonl(f"{prefix}.samples.jsonl", ({"task": task, **_plain(s)} for task, rows in samples.items()
-                                            for s in rows))
-    record = {"harness": {"lmms_eval": lmms_eval_version()}, "tasks": list(tasks), "limit": limit,
-              "blind": blind, "results": _plain(out.get("results", {})), "config": _plain(out.get("config", {}))}
+    write_jsonl(
+        f"{prefix}.samples.jsonl", ({"task": task, **_plain(s)} for task, rows in samples.items() for s in rows)
+    )
+    record = {
+        "harness": {"lmms_eval": lmms_eval_version()},
+        "tasks": list(tasks),
+        "limit": limit,
+        "blind": blind,
+        "results": _plain(out.get("results", {})),
+        "config": _plain(out.get("config", {})),
+    }
     write_text_atomic(f"{prefix}.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return record["results"]
 

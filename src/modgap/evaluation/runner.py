@@ -16,11 +16,16 @@ from typing import Any
 import numpy as np
 
 from modgap.errors import ConfigError
+from modgap.evaluation.items import BenchItem
 from modgap.evaluation.score import is_correct, parse_record
-from modgap.evaluation.suite import BenchItem
+from modgap.evaluation.tasks import registered_tasks, rule_scored_tasks
 
 CONDITIONS = ("image", "blind", "mean", "shuffled")
-MAX_NEW_TOKENS = {"caption": 24, "pope": 4, "choice": 4}
+
+
+def max_new_tokens_defaults() -> dict[str, int]:
+    """Each registered task's default decoding length (``eval.max_new_tokens`` overrides it)."""
+    return {t.name: t.max_new_tokens for t in registered_tasks()}
 
 
 def visual_inputs(items: Sequence[BenchItem], condition: str, table: Any | None, *, seed: int = 0) -> np.ndarray | None:
@@ -66,13 +71,19 @@ def run_items(
     if scoring not in ("free", "constrained"):
         raise ConfigError(f"eval scoring must be 'free' or 'constrained', got {scoring!r}")
 
-    limits = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+    limits = {**max_new_tokens_defaults(), **(max_new_tokens or {})}
     outputs: list[str | None] = [None] * len(items)
     for task in dict.fromkeys(i.task for i in items):
         index = [k for k, i in enumerate(items) if i.task == task]
         embeddings = None if visual is None else visual[index]
-        answers = generate(mllm, embeddings, [items[k].question for k in index], max_new_tokens=limits[task],
-                           batch_size=batch_size, template=template)
+        answers = generate(
+            mllm,
+            embeddings,
+            [items[k].question for k in index],
+            max_new_tokens=limits[task],
+            batch_size=batch_size,
+            template=template,
+        )
         for k, text in zip(index, answers, strict=True):
             outputs[k] = text
     chosen = _constrained(mllm, items, visual, batch_size, template) if scoring == "constrained" else {}
@@ -87,20 +98,22 @@ def run_items(
     return records
 
 
-def _constrained(mllm: Any, items: Sequence[BenchItem], visual: np.ndarray | None, batch_size: int,
-                 template: str | None) -> dict[int, str]:
+def _constrained(
+    mllm: Any, items: Sequence[BenchItem], visual: np.ndarray | None, batch_size: int, template: str | None
+) -> dict[int, str]:
     """{item index: chosen option} for the rule-scored tasks (POPE, MC)."""
     from modgap.evaluation import constrained
 
     out: dict[int, str] = {}
-    for task in ("pope", "choice"):
-        index = [k for k, i in enumerate(items) if i.task == task]
+    for task in rule_scored_tasks():
+        index = [k for k, i in enumerate(items) if i.task == task.name]
         if not index:
             continue
         embeddings = None if visual is None else visual[index]
-        options = [constrained.options_for(task, items[k].options) for k in index]
-        answers = constrained.choose(mllm, embeddings, [items[k].question for k in index], options,
-                                     batch_size=batch_size, template=template)
+        options = [task.options(items[k].options) for k in index]
+        answers = constrained.choose(
+            mllm, embeddings, [items[k].question for k in index], options, batch_size=batch_size, template=template
+        )
         out.update(zip(index, answers, strict=True))
     return out
 
@@ -115,8 +128,14 @@ def load_base_llm(stage_dir: str | Path) -> Any:
 
     meta = read_json(Path(stage_dir) / "mllm.json")
     lc = meta["llm"]
-    llm, tokenizer, _ = load_llm(lc["source"], gguf_file=lc["gguf_file"], cache_dir=lc["cache_dir"],
-                                 dtype=lc["dtype"], attn_implementation=lc["attn_implementation"])
+    llm, tokenizer, _ = load_llm(
+        lc["source"],
+        gguf_file=lc["gguf_file"],
+        cache_dir=lc["cache_dir"],
+        dtype=lc["dtype"],
+        attn_implementation=lc["attn_implementation"],
+    )
     projector = Projector(meta["embed_dim"], meta["hidden_size"], meta["visual_tokens"], meta["visual_token_mode"])
-    return LoadedMLLM(VisualLM(llm, projector).eval(), tokenizer, "chat", lc.get("system_prompt"),
-                      {**meta, "base_llm_only": True})
+    return LoadedMLLM(
+        VisualLM(llm, projector).eval(), tokenizer, "chat", lc.get("system_prompt"), {**meta, "base_llm_only": True}
+    )

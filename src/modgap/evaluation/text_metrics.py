@@ -20,7 +20,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def bleu(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]], max_n: int = 4) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modgap.commandline import add_command
 from modgap.config import parse_json_params
 
 
@@ -37,29 +38,69 @@ def _dynamics(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    gap = subparsers.add_parser("gap", help="modality-gap statistics, diagnostics, dynamics and figures")
-    sub = gap.add_subparsers(dest="gap_command", required=True, metavar="SUBCOMMAND")
+    gap = add_command(
+        subparsers,
+        "gap",
+        help="modality-gap statistics, diagnostics, dynamics and figures",
+        description="The gap-theory stage: marginal and paired modality-gap statistics of each encoder x dataset, "
+        "the gap dynamics of a dual encoder trained from scratch, and their figures, tables and metrics.",
+    )
+    sub = gap.add_subparsers(
+        dest="gap_command", required=True, metavar="SUBCOMMAND", help="what to do (see the list below)"
+    )
 
-    p = sub.add_parser("stats", help="marginal + paired gap statistics of one encoder x dataset")
+    p = add_command(
+        sub,
+        "stats",
+        help="marginal + paired gap statistics of one encoder x dataset",
+        description="Marginal statistics, the [AA] frame and phantom drift from the unpaired stats split; residual "
+        "diagnostics, the [RA] fixed frame and the diagnostic transforms from the held-out paired diag split. "
+        "Writes stats.json (with the parameters used) and spectra.npz to --out-dir atomically.",
+    )
     p.add_argument("--stats-dir", type=Path, required=True, help="unpaired statistics split (image.npy, text.npy)")
     p.add_argument("--diag-dir", type=Path, required=True, help="held-out paired diagnostic split")
     p.add_argument("--out-dir", type=Path, required=True, help="writes stats.json and spectra.npz here")
-    p.add_argument("--params", help="JSON object (or a file holding one) overriding the defaults")
-    p.add_argument("--encoder", help="label (default: the out-dir's parent name)")
-    p.add_argument("--dataset", help="label (default: the out-dir's name)")
+    p.add_argument(
+        "--params",
+        help="JSON object (or a file holding one) overriding modgap.gap.stage.DEFAULT_PARAMS; unknown keys fail",
+    )
+    p.add_argument("--encoder", help="encoder label in stats.json (default: the out-dir's parent name)")
+    p.add_argument("--dataset", help="dataset label in stats.json (default: the out-dir's name)")
     p.set_defaults(func=_stats)
 
-    p = sub.add_parser("report", help="figures, tables and results/metrics/gap.json")
+    p = add_command(
+        sub,
+        "report",
+        help="figures, tables and results/metrics/gap.json",
+        description="Read every run's stats.json + spectra.npz (and each dynamics folder's outputs) and write the "
+        "AnisoAlign Figs. 1-3 per run, the ReAlign Fig. 1 analogue per dynamics run, the gap_stats and "
+        "gap_transforms tables (.md, .csv, .tex) and the gap metrics JSON.",
+    )
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="results/gap/{enc}/{ds} directories")
-    p.add_argument("--dynamics", type=Path, nargs="*", help="results/gap/dynamics/{ds} directories")
-    p.add_argument("--figures-dir", type=Path, default=Path("results/figures"))
-    p.add_argument("--tables-dir", type=Path, default=Path("results/tables"))
-    p.add_argument("--metrics", type=Path, default=Path("results/metrics/gap.json"))
+    p.add_argument("--dynamics", type=Path, nargs="*", help="results/gap/dynamics/{ds} directories (none: no dynamics)")
+    p.add_argument("--figures-dir", type=Path, default=Path("results/figures"), help="folder of the PNG + PDF figures")
+    p.add_argument(
+        "--tables-dir", type=Path, default=Path("results/tables"), help="folder of the gap_stats/gap_transforms tables"
+    )
+    p.add_argument("--metrics", type=Path, default=Path("results/metrics/gap.json"), help="metrics JSON to write")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("dynamics", help="train a small dual encoder from scratch and log gap dynamics")
+    p = add_command(
+        sub,
+        "dynamics",
+        help="train a small dual encoder from scratch and log gap dynamics",
+        description="Train a tiny open_clip dual encoder (small ViT + small text Transformer) from scratch with "
+        "symmetric InfoNCE on the manifest's train split; every log_every steps measure the fixed-frame gap "
+        "statistics on a held-out probe set (stats + diag + test splits). Writes log.csv, arrays.npz, "
+        "frame.npz and summary.json to --out-dir.",
+    )
     p.add_argument("--manifest", type=Path, required=True, help="resources/datasets/{ds}/manifest.parquet")
-    p.add_argument("--out-dir", type=Path, required=True, help="writes log.csv, arrays.npz, summary.json")
-    p.add_argument("--params", help="JSON object (or a file holding one) overriding the defaults")
-    p.add_argument("--dataset", help="label (default: the manifest's parent directory name)")
+    p.add_argument(
+        "--out-dir", type=Path, required=True, help="writes log.csv, arrays.npz, frame.npz and summary.json here"
+    )
+    p.add_argument(
+        "--params",
+        help="JSON object (or a file holding one) overriding modgap.gap.dynamics.DEFAULT_PARAMS; unknown keys fail",
+    )
+    p.add_argument("--dataset", help="dataset label in summary.json (default: the manifest's parent directory name)")
     p.set_defaults(func=_dynamics)

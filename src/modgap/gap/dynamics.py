@@ -15,13 +15,13 @@ import logging
 import math
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from modgap.config import merge_with_defaults
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.frame import (
     Frame,
@@ -38,7 +38,18 @@ from modgap.gap.marginal import Marginal, MarginalStats
 from modgap.gap.paired import aniso_summary, coverage, frame_summary, paired_moments
 from modgap.gap.phantom import phantom_summary
 from modgap.io import atomic_path, staged_dir, write_json_atomic, write_text_atomic
-from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Int, Num, Rule, check_params
+from modgap.paramcheck import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Int,
+    Num,
+    Rule,
+    check_params,
+    merge_with_defaults,
+)
 from modgap.provenance import environment
 from modgap.stats.spectral import eigh_desc, kappa_eff, sin_theta, top_eigvecs
 
@@ -229,32 +240,74 @@ def run_dynamics(
     *,
     dataset: str | None = None,
 ) -> dict[str, Any]:
-    """Train, log every ``log_every`` steps, write ``log.csv``, ``arrays.npz``, ``frame.npz``, ``summary.json``."""
+    """Train, log every ``log_every`` steps, write ``log.csv``, ``arrays.npz``, ``frame.npz``, ``summary.json``.
+
+    Steps: seed and build the model, load and check the pairs, train while logging, summarise and write.
+    The seeded draws happen in this order (model init, probe subset, batch order): keep it.
+    """
     import open_clip
     import pandas as pd
     import torch
-    import torch.nn.functional as F
 
     params = merge_params(params)
     manifest, out_dir = Path(manifest), Path(out_dir)
-    root = Path(params["root"]) if params["root"] else Path.cwd()
     torch.set_num_threads(int(params["threads"]))
     torch.manual_seed(params["seed"])
     rng = np.random.default_rng(params["seed"])
-
     name = register_model(int(params["embed_dim"]))
     model = open_clip.create_model(name, pretrained=None)
     model.logit_scale.data.fill_(math.log(1 / params["init_temperature"]))
-    tokenizer = open_clip.get_tokenizer(name)
-    size = IMAGE_SIZE
+    train_x, train_t, probe = _load_pairs(manifest, params, rng, open_clip.get_tokenizer(name))
+    t_start = time.perf_counter()
+    log_state = _train(model, train_x, train_t, probe, params, rng, t_start)
+
+    table = pd.DataFrame(log_state.rows)
+    frame, rows, freeze_step = log_state.frame, log_state.rows, log_state.freeze_step
+    final = _window_summary(frame, log_state.window_u, log_state.window_v, log_state.per_step, rows)
+    final.update(
+        {k: rows[-1][k] for k in ("loss", "temperature", "leak_ref", "sin_theta", "pob_drift", "pob_stability")}
+    )
+    d = int(params["embed_dim"])
+    summary = {
+        "dataset": dataset or manifest.parent.name,
+        "model": name,
+        "model_config": model_config(d),
+        "params": params,
+        "steps": int(params["steps"]),
+        "embed_dim": d,
+        "n_train": int(train_x.shape[0]),
+        "n_probe": int(probe.images.shape[0]),
+        "freeze_step": freeze_step,
+        "rank_u": frame.rank,
+        "final": final,
+        "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
+        "environment": environment(),
+    }
+    # Undefined statistics (a cosine of a zero vector, a mean over no frozen step) are null: JSON has no NaN.
+    summary["final"] = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in final.items()}
+    # All four files or none: staged next to out_dir and swapped in. Wall time goes to timing.json
+    # (it differs between identical runs; nothing reads it).
+    with staged_dir(out_dir) as tmp:
+        write_text_atomic(tmp / "log.csv", table.to_csv(index=False, float_format="%.10g"))
+        _save_npz(tmp / "arrays.npz", _stack_ragged(log_state.per_step) | {"step": table["step"].to_numpy()})
+        _save_npz(tmp / "frame.npz", {"q_u": frame.q_u, "eigs": frame.eigs, "t0": np.array(freeze_step)})
+        write_json_atomic(tmp / "summary.json", summary)
+        write_json_atomic(tmp / "timing.json", {"wall_seconds": time.perf_counter() - t_start})
+    return summary
+
+
+def _load_pairs(manifest: Path, params: dict[str, Any], rng: np.random.Generator, tokenizer: Any) -> tuple:
+    """Normalised train pixels, their tokens, and the probe set (capped at ``max_probe`` by ``rng``)."""
+    import open_clip
+    import torch
+
+    root = Path(params["root"]) if params["root"] else Path.cwd()
     # Mean/std normalisation of the pixels, as open_clip's preprocessing does.
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-
-    tr_img, tr_cap = load_split(manifest, list(params["train_splits"]), root, size)
-    pr_img, pr_cap = load_split(manifest, list(params["probe_splits"]), root, size)
-    d = int(params["embed_dim"])
-    need = int(params["min_probe_factor"]) * d
+    tr_img, tr_cap = load_split(manifest, list(params["train_splits"]), root, IMAGE_SIZE)
+    pr_img, pr_cap = load_split(manifest, list(params["probe_splits"]), root, IMAGE_SIZE)
+    need = int(params["min_probe_factor"]) * int(params["embed_dim"])
     if pr_img.shape[0] < need:
         raise InvalidEmbeddingsError(
             f"{manifest}: probe splits {params['probe_splits']} hold {pr_img.shape[0]} pairs; "
@@ -268,20 +321,41 @@ def run_dynamics(
         keep = np.sort(rng.choice(pr_img.shape[0], size=int(params["max_probe"]), replace=False))
         pr_img, pr_cap = pr_img[keep], [pr_cap[i] for i in keep]
     train_x = (torch.from_numpy(tr_img) - mean) / std
-    train_t = tokenizer(tr_cap)
     probe = _Probe((torch.from_numpy(pr_img) - mean) / std, tokenizer(pr_cap))
+    return train_x, tokenizer(tr_cap), probe
+
+
+@dataclass
+class _LogState:
+    """What the logging steps accumulate: the frame (refit until the freeze step), rows, arrays, windows."""
+
+    freeze_step: int
+    window_start: int
+    frame: Frame | None = None
+    gamma_ref: np.ndarray | None = None
+    gamma_prev: np.ndarray | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    per_step: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    window_u: list[np.ndarray] = field(default_factory=list)
+    window_v: list[np.ndarray] = field(default_factory=list)
+
+
+def _train(
+    model: Any,
+    train_x: Any,
+    train_t: Any,
+    probe: _Probe,
+    params: dict[str, Any],
+    rng: np.random.Generator,
+    t_start: float,
+) -> _LogState:
+    """The contrastive run: steps 0..steps, measuring every ``log_every`` (before that step's update)."""
+    import torch
+    import torch.nn.functional as F
 
     opt = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"], foreach=True)
     steps, log_every = int(params["steps"]), int(params["log_every"])
-    freeze_step = int(params["freeze_fraction"] * steps)
-    frame: Frame | None = None
-    gamma_ref = gamma_prev = None
-    rows: list[dict[str, Any]] = []
-    per_step: dict[str, list[np.ndarray]] = {}
-    window_u: list[np.ndarray] = []
-    window_v: list[np.ndarray] = []
-    window_start = steps - int(params["window_fraction"] * steps)
-    t_start = time.perf_counter()
+    state = _LogState(int(params["freeze_fraction"] * steps), steps - int(params["window_fraction"] * steps))
     n_train = train_x.shape[0]
     order = rng.permutation(n_train)
     cursor = 0
@@ -307,72 +381,55 @@ def run_dynamics(
         loss.backward()
         if logging_step:
             grads = (img_emb.grad.double().numpy(), txt_emb.grad.double().numpy())
-            x, y = probe.embed(model)
-            frozen = frame is not None and step > freeze_step
-            if not frozen:  # the reference basis follows the probe set until t0, then stays fixed
-                frame = fit_frame(np.cov(x.T, bias=True), np.cov(y.T, bias=True), energy=params["frame_energy"])
-            with_aa = (step // log_every) % int(params["aa_every"]) == 0
-            # Small (d x d) numpy work: one BLAS thread avoids spin-waiting next to torch's threads.
-            with threadpool_limits(limits=1, user_api="blas"):
-                scalars, arrays, blocks = _step_metrics(x, y, frame, grads, params, with_aa)
-            _, gamma = mean_bias(frame, x.mean(0) - y.mean(0))
-            if gamma_ref is None and step >= freeze_step:
-                gamma_ref = gamma
-            row = {
-                "step": step,
-                "lr": lr,
-                "loss": float(loss.detach()),
-                "temperature": float(1 / scale.detach()),
-                "frame_frozen": bool(step >= freeze_step),
-                **scalars,
-                "pob_drift": pob_drift(gamma, gamma_ref) if gamma_ref is not None else float("nan"),
-                "pob_stability": cosine(gamma, gamma_prev) if gamma_prev is not None else float("nan"),
-                "drift_ratio": pob_drift(gamma, gamma_prev) if gamma_prev is not None else float("nan"),
-            }
-            gamma_prev = gamma
-            rows.append(row)
-            arrays["gamma"] = gamma
-            for key, value in arrays.items():
-                per_step.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-            if step >= window_start and step >= freeze_step:
-                window_u.append(blocks.uu)
-                window_v.append(blocks.vv)
+            scalars = {"lr": lr, "loss": float(loss.detach()), "temperature": float(1 / scale.detach())}
+            _log_step(state, model, probe, grads, step, scalars, params)
             if step % (log_every * 20) == 0:
-                log.info("step %d/%d loss %.3f (%.0fs)", step, steps, row["loss"], time.perf_counter() - t_start)
+                log.info("step %d/%d loss %.3f (%.0fs)", step, steps, scalars["loss"], time.perf_counter() - t_start)
         if step < steps:
             opt.step()
+    return state
 
-    table = pd.DataFrame(rows)
-    final = _window_summary(frame, window_u, window_v, per_step, rows)
-    final.update(
-        {k: rows[-1][k] for k in ("loss", "temperature", "leak_ref", "sin_theta", "pob_drift", "pob_stability")}
+
+def _log_step(
+    state: _LogState,
+    model: Any,
+    probe: _Probe,
+    grads: tuple,
+    step: int,
+    scalars: dict[str, float],
+    params: dict[str, Any],
+) -> None:
+    """Measure the probe set at this step: refit the frame (until frozen), the row, arrays and windows."""
+    x, y = probe.embed(model)
+    frozen = state.frame is not None and step > state.freeze_step
+    if not frozen:  # the reference basis follows the probe set until t0, then stays fixed
+        state.frame = fit_frame(np.cov(x.T, bias=True), np.cov(y.T, bias=True), energy=params["frame_energy"])
+    with_aa = (step // int(params["log_every"])) % int(params["aa_every"]) == 0
+    # Small (d x d) numpy work: one BLAS thread avoids spin-waiting next to torch's threads.
+    with threadpool_limits(limits=1, user_api="blas"):
+        metrics, arrays, blocks = _step_metrics(x, y, state.frame, grads, params, with_aa)
+    _, gamma = mean_bias(state.frame, x.mean(0) - y.mean(0))
+    if state.gamma_ref is None and step >= state.freeze_step:
+        state.gamma_ref = gamma
+    prev, ref = state.gamma_prev, state.gamma_ref
+    state.rows.append(
+        {
+            "step": step,
+            **scalars,
+            "frame_frozen": bool(step >= state.freeze_step),
+            **metrics,
+            "pob_drift": pob_drift(gamma, ref) if ref is not None else float("nan"),
+            "pob_stability": cosine(gamma, prev) if prev is not None else float("nan"),
+            "drift_ratio": pob_drift(gamma, prev) if prev is not None else float("nan"),
+        }
     )
-    summary = {
-        "dataset": dataset or manifest.parent.name,
-        "model": name,
-        "model_config": model_config(d),
-        "params": params,
-        "steps": steps,
-        "embed_dim": d,
-        "n_train": int(n_train),
-        "n_probe": int(pr_img.shape[0]),
-        "freeze_step": freeze_step,
-        "rank_u": frame.rank,
-        "final": final,
-        "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
-        "environment": environment(),
-    }
-    # Undefined statistics (a cosine of a zero vector, a mean over no frozen step) are null: JSON has no NaN.
-    summary["final"] = {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in final.items()}
-    # All four files or none: staged next to out_dir and swapped in. Wall time goes to timing.json
-    # (it differs between identical runs; nothing reads it).
-    with staged_dir(out_dir) as tmp:
-        write_text_atomic(tmp / "log.csv", table.to_csv(index=False, float_format="%.10g"))
-        _save_npz(tmp / "arrays.npz", _stack_ragged(per_step) | {"step": table["step"].to_numpy()})
-        _save_npz(tmp / "frame.npz", {"q_u": frame.q_u, "eigs": frame.eigs, "t0": np.array(freeze_step)})
-        write_json_atomic(tmp / "summary.json", summary)
-        write_json_atomic(tmp / "timing.json", {"wall_seconds": time.perf_counter() - t_start})
-    return summary
+    state.gamma_prev = gamma
+    arrays["gamma"] = gamma
+    for key, value in arrays.items():
+        state.per_step.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+    if step >= state.window_start and step >= state.freeze_step:
+        state.window_u.append(blocks.uu)
+        state.window_v.append(blocks.vv)
 
 
 def _window_summary(

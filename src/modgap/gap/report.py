@@ -13,8 +13,8 @@ import pandas as pd
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap import figures
 from modgap.io import read_json, write_json_atomic
+from modgap.output.tables import write_table
 from modgap.provenance import environment
-from modgap.report.tables import write_table
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import numpy as np
 import scipy
 
 from modgap import __version__
-from modgap.config import merge_with_defaults
 from modgap.errors import InvalidEmbeddingsError
 from modgap.gap.frame import DEFAULT_ENERGY
 from modgap.gap.marginal import marginal_stats
@@ -25,7 +24,7 @@ from modgap.gap.paired import REPORT_K, aniso_summary, frame_summary, paired_mom
 from modgap.gap.phantom import phantom_summary
 from modgap.gap.transforms import ALPHA_GRID, diagnostic_transforms
 from modgap.io import save_npz_atomic, sha256_file, staged_dir, write_json_atomic
-from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, SEED, Int, Rule, check_params
+from modgap.paramcheck import COUNT, FRACTION, NON_NEGATIVE, SEED, Int, Rule, check_params, merge_with_defaults
 from modgap.provenance import environment
 from modgap.stats.moments import DEFAULT_CHUNK_ROWS, open_embeddings
 from modgap.stats.spectral import top_eigvecs
@@ -62,8 +61,16 @@ PARAM_RULES: dict[str, Rule] = {
     "report_k": Rule("int_list", lo=1),
     "alphas": Rule("number_list", lo=0, hi=1),
     **dict.fromkeys(
-        ("random_draws", "oracle_k", "knn_k", "mixing_shuffles", "transform_max_pairs", "phantom_mc",
-         "phantom_max_rows", "chunk_rows"),
+        (
+            "random_draws",
+            "oracle_k",
+            "knn_k",
+            "mixing_shuffles",
+            "transform_max_pairs",
+            "phantom_mc",
+            "phantom_max_rows",
+            "chunk_rows",
+        ),
         COUNT,
     ),
     "seed": SEED,

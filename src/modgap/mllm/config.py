@@ -79,9 +79,7 @@ class MLLMConfig:
     split: str = "train"
     torch_threads: int | None = None  # intra-op CPU threads; None keeps torch's default
     stage1: StageConfig = field(default_factory=StageConfig)
-    stage2: StageConfig = field(
-        default_factory=lambda: StageConfig(lr=1e-5, finetune="full", template="chat")
-    )
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-5, finetune="full", template="chat"))
     instructions: InstructionConfig = field(default_factory=InstructionConfig)
 
     def stage(self, n: int) -> StageConfig:

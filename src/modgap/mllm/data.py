@@ -74,9 +74,7 @@ class EmbeddingTable:
     def rows(self, ids: Sequence[str]) -> np.ndarray:
         missing = [i for i in ids if i not in self.index]
         if missing:
-            raise MLLMInputError(
-                f"{self.path}: {len(missing)} id(s) have no embedding, e.g. {missing[:3]}"
-            )
+            raise MLLMInputError(f"{self.path}: {len(missing)} id(s) have no embedding, e.g. {missing[:3]}")
         return self.array[[self.index[i] for i in ids]]
 
 
@@ -127,8 +125,9 @@ class Encoded:
     image_mask: list[bool]
 
 
-def prompt_text(tokenizer: Any, template: str, question: str | None, system_prompt: str | None,
-                with_image: bool = True) -> str:
+def prompt_text(
+    tokenizer: Any, template: str, question: str | None, system_prompt: str | None, with_image: bool = True
+) -> str:
     """The prompt string with :data:`IMAGE_MARKER` where the visual tokens go."""
     if template == "plain":
         return IMAGE_MARKER if with_image else ""
@@ -138,19 +137,17 @@ def prompt_text(tokenizer: Any, template: str, question: str | None, system_prom
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def answer_text(tokenizer: Any, template: str, question: str | None, answer: str,
-                system_prompt: str | None) -> str:
+def answer_text(tokenizer: Any, template: str, question: str | None, answer: str, system_prompt: str | None) -> str:
     """What follows the prompt in a training example (the tokens that carry loss)."""
     if template == "plain":
         return f"{answer}\n"
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages += [{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"},
-                 {"role": "assistant", "content": answer}]
+    messages += [{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"}, {"role": "assistant", "content": answer}]
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     prefix = prompt_text(tokenizer, template, question, system_prompt)
     if not full.startswith(prefix):
         raise ModgapError("the chat template renders the prompt differently with and without an answer")
-    target = full[len(prefix):]
+    target = full[len(prefix) :]
     eos = tokenizer.eos_token
     if eos and eos in target:  # stop at the end-of-turn token; the template's trailing newline is not an answer
         target = target[: target.index(eos) + len(eos)]
@@ -174,11 +171,20 @@ def encode_prompt(tokenizer: Any, text: str, num_visual: int) -> tuple[list[int]
     return ids, mask
 
 
-def encode_example(tokenizer: Any, template: str, question: str | None, answer: str, *, num_visual: int,
-                   system_prompt: str | None, max_length: int) -> Encoded:
+def encode_example(
+    tokenizer: Any,
+    template: str,
+    question: str | None,
+    answer: str,
+    *,
+    num_visual: int,
+    system_prompt: str | None,
+    max_length: int,
+) -> Encoded:
     ids, mask = encode_prompt(tokenizer, prompt_text(tokenizer, template, question, system_prompt), num_visual)
-    target = tokenizer(answer_text(tokenizer, template, question, answer, system_prompt),
-                       add_special_tokens=False)["input_ids"]
+    target = tokenizer(answer_text(tokenizer, template, question, answer, system_prompt), add_special_tokens=False)[
+        "input_ids"
+    ]
     room = max_length - len(ids)
     if room < 1:
         raise ModgapError(f"max_length={max_length} leaves no room for the answer (prompt has {len(ids)} tokens)")
@@ -200,22 +206,37 @@ class Example:
 class VisualInstructionDataset(torch.utils.data.Dataset):
     """Tokenised examples, each paired with one row of a visual embedding table."""
 
-    def __init__(self, examples: Sequence[Example], table: EmbeddingTable, tokenizer: Any, *, template: str,
-                 num_visual: int, system_prompt: str | None, max_length: int) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        table: EmbeddingTable,
+        tokenizer: Any,
+        *,
+        template: str,
+        num_visual: int,
+        system_prompt: str | None,
+        max_length: int,
+    ) -> None:
         self.visual = torch.from_numpy(np.ascontiguousarray(table.rows([e.id for e in examples])))
         self.examples = list(examples)
         self.ids = [e.id for e in examples]
         # Tokenised on first use: a short CPU run touches a few hundred of ~10^4 instructions.
-        self._encode = lambda e: encode_example(tokenizer, template, e.question, e.answer, num_visual=num_visual,
-                                                system_prompt=system_prompt, max_length=max_length)
+        self._encode = lambda e: encode_example(
+            tokenizer,
+            template,
+            e.question,
+            e.answer,
+            num_visual=num_visual,
+            system_prompt=system_prompt,
+            max_length=max_length,
+        )
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         e = self._encode(self.examples[i])
-        return {"input_ids": e.input_ids, "labels": e.labels, "image_mask": e.image_mask,
-                "embeddings": self.visual[i]}
+        return {"input_ids": e.input_ids, "labels": e.labels, "image_mask": e.image_mask, "embeddings": self.visual[i]}
 
 
 @dataclass
@@ -237,8 +258,13 @@ class Collator:
             labels[row, :k] = torch.tensor(b["labels"])
             image_mask[row, :k] = torch.tensor(b["image_mask"])
             attention[row, :k] = 1
-        return {"input_ids": input_ids, "attention_mask": attention, "image_mask": image_mask,
-                "labels": labels, "embeddings": torch.stack([b["embeddings"] for b in batch])}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "image_mask": image_mask,
+            "labels": labels,
+            "embeddings": torch.stack([b["embeddings"] for b in batch]),
+        }
 
 
 def caption_examples(manifest: pd.DataFrame, ids: Sequence[str]) -> list[Example]:

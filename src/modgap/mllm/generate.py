@@ -41,8 +41,13 @@ def load_mllm(stage_dir: str | Path, *, device: str | torch.device = "cpu") -> L
         raise ModgapError(f"{stage_dir}: no DONE.json; the stage did not complete")
     meta = read_json(stage_dir / "mllm.json")
     lc = meta["llm"]
-    llm, tokenizer, _ = load_llm(lc["source"], gguf_file=lc["gguf_file"], cache_dir=lc["cache_dir"],
-                                 dtype=lc["dtype"], attn_implementation=lc["attn_implementation"])
+    llm, tokenizer, _ = load_llm(
+        lc["source"],
+        gguf_file=lc["gguf_file"],
+        cache_dir=lc["cache_dir"],
+        dtype=lc["dtype"],
+        attn_implementation=lc["attn_implementation"],
+    )
     if (stage_dir / "llm").is_dir():
         llm = AutoModelForCausalLM.from_pretrained(stage_dir / "llm", dtype=llm.dtype)
     elif (stage_dir / "adapter").is_dir():
@@ -75,9 +80,13 @@ def generate(
     device = next(model.parameters()).device
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start:start + batch_size]
-        encoded = [encode_prompt(tok, prompt_text(tok, template, q, mllm.system_prompt, embeddings is not None),
-                                 mllm.num_visual) for q in chunk]
+        chunk = prompts[start : start + batch_size]
+        encoded = [
+            encode_prompt(
+                tok, prompt_text(tok, template, q, mllm.system_prompt, embeddings is not None), mllm.num_visual
+            )
+            for q in chunk
+        ]
         if any(not ids for ids, _ in encoded):
             raise ModgapError("generate: empty prompt (the plain template needs visual tokens)")
         width = max(len(ids) for ids, _ in encoded)
@@ -85,17 +94,24 @@ def generate(
         image_mask = torch.zeros((len(chunk), width), dtype=torch.bool)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, (ids, mask) in enumerate(encoded):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            image_mask[row, width - len(ids):] = torch.tensor(mask)
-            attention[row, width - len(ids):] = 1
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            image_mask[row, width - len(ids) :] = torch.tensor(mask)
+            attention[row, width - len(ids) :] = 1
         emb = None
         if embeddings is not None:
-            emb = torch.as_tensor(np.asarray(embeddings[start:start + batch_size]), dtype=torch.float32).to(device)
+            emb = torch.as_tensor(np.asarray(embeddings[start : start + batch_size]), dtype=torch.float32).to(device)
         inputs_embeds = model.embed_inputs(input_ids.to(device), image_mask.to(device), emb)
         extra: dict[str, Any] = {"stop_strings": ["\n"], "tokenizer": tok} if template == "plain" else {}
         new = model.llm.generate(
-            inputs_embeds=inputs_embeds, attention_mask=attention.to(device), max_new_tokens=max_new_tokens,
-            do_sample=False, num_beams=1, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            **extra,
+        )
         for row in new:
             text = tok.decode(row, skip_special_tokens=True)
             outputs.append(text.split("\n")[0].strip() if template == "plain" else text.strip())

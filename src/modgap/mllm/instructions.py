@@ -174,8 +174,15 @@ def build_instructions(
     for item_id, caption, labels in zip(rows["id"].astype(str), rows["caption"], all_labels, strict=True):
         out.extend(
             instructions_for_item(
-                item_id, str(caption), labels, vocab, tasks=tasks, seed=seed, phrasing=phrasing,
-                choices=choices, negatives_per_item=negatives_per_item,
+                item_id,
+                str(caption),
+                labels,
+                vocab,
+                tasks=tasks,
+                seed=seed,
+                phrasing=phrasing,
+                choices=choices,
+                negatives_per_item=negatives_per_item,
             )
         )
     return out

@@ -49,8 +49,10 @@ def read_accelerate_config(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"mllm.accelerate_config: {path}: {key} must be a positive integer, got {value!r}")
         layout[key] = value
     if layout["num_processes"] % layout["num_machines"]:
-        raise ConfigError(f"mllm.accelerate_config: {path}: num_processes ({layout['num_processes']}) is not a "
-                          f"multiple of num_machines ({layout['num_machines']})")
+        raise ConfigError(
+            f"mllm.accelerate_config: {path}: num_processes ({layout['num_processes']}) is not a "
+            f"multiple of num_machines ({layout['num_machines']})"
+        )
     return layout
 
 
@@ -108,21 +110,38 @@ def slurm_hostnames(env: Mapping[str, str]) -> list[str]:
     return expand_hostlist(nodelist)
 
 
-def accelerate_argv(config_path: str, layout: Mapping[str, Any], modgap_args: Sequence[str], *,
-                    machines: int | None = None, machine_rank: int = 0, main_ip: str | None = None) -> list[str]:
+def accelerate_argv(
+    config_path: str,
+    layout: Mapping[str, Any],
+    modgap_args: Sequence[str],
+    *,
+    machines: int | None = None,
+    machine_rank: int = 0,
+    main_ip: str | None = None,
+) -> list[str]:
     """``accelerate launch`` for ``modgap.cli``; with ``machines`` the layout is rescaled to that many nodes of
     the config's per-node process count."""
     argv = ["accelerate", "launch", "--config_file", config_path]
     if machines is not None:
         per_node = layout["num_processes"] // layout["num_machines"]
-        argv += ["--num_machines", str(machines), "--num_processes", str(per_node * machines),
-                 "--machine_rank", str(machine_rank), "--main_process_ip", str(main_ip),
-                 "--main_process_port", str(layout["main_process_port"])]
+        argv += [
+            "--num_machines",
+            str(machines),
+            "--num_processes",
+            str(per_node * machines),
+            "--machine_rank",
+            str(machine_rank),
+            "--main_process_ip",
+            str(main_ip),
+            "--main_process_port",
+            str(layout["main_process_port"]),
+        ]
     return [*argv, "-m", "modgap.cli", *modgap_args]
 
 
-def plan(config_path: str, modgap_args: Sequence[str], env: Mapping[str, str], *, nodes: int = 1,
-         gpus_per_node: int = 0) -> list[str]:
+def plan(
+    config_path: str, modgap_args: Sequence[str], env: Mapping[str, str], *, nodes: int = 1, gpus_per_node: int = 0
+) -> list[str]:
     """The command this process should run: srun over the nodes, accelerate on one of them, or plain
     accelerate on this machine."""
     layout = read_accelerate_config(config_path)
@@ -130,30 +149,48 @@ def plan(config_path: str, modgap_args: Sequence[str], env: Mapping[str, str], *
         hosts = slurm_hostnames(env)
         node_id = env.get("SLURM_NODEID", "")
         if not node_id.isdigit() or int(node_id) >= len(hosts):
-            raise ConfigError(f"SLURM_NODEID={node_id!r} is not a node index of the step's node list ({len(hosts)} "
-                              "nodes): the node tasks must be started by srun")
-        return accelerate_argv(config_path, layout, modgap_args, machines=len(hosts), machine_rank=int(node_id),
-                               main_ip=hosts[0])
+            raise ConfigError(
+                f"SLURM_NODEID={node_id!r} is not a node index of the step's node list ({len(hosts)} "
+                "nodes): the node tasks must be started by srun"
+            )
+        return accelerate_argv(
+            config_path, layout, modgap_args, machines=len(hosts), machine_rank=int(node_id), main_ip=hosts[0]
+        )
     if nodes < 1 or gpus_per_node < 0:
         raise ConfigError(f"resources: nodes ({nodes}) must be >= 1 and gpu ({gpus_per_node}) >= 0")
     if nodes == 1:
         if layout["num_machines"] > 1:
-            raise ConfigError(f"mllm.accelerate_config: {config_path} has num_machines: {layout['num_machines']} but "
-                              "the rule's resources ask for nodes: 1; set resources.rules.<rule>.nodes")
+            raise ConfigError(
+                f"mllm.accelerate_config: {config_path} has num_machines: {layout['num_machines']} but "
+                "the rule's resources ask for nodes: 1; set resources.rules.<rule>.nodes"
+            )
         return accelerate_argv(config_path, layout, modgap_args)
     if not env.get("SLURM_JOB_ID"):
-        raise ConfigError(f"resources: nodes: {nodes} needs a SLURM allocation (run with --profile "
-                          "workflow/profiles/slurm-gpu); SLURM_JOB_ID is not set")
-    srun = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-            f"--export=ALL,{NODE_TASK_ENV}=1"]
+        raise ConfigError(
+            f"resources: nodes: {nodes} needs a SLURM allocation (run with --profile "
+            "workflow/profiles/slurm-gpu); SLURM_JOB_ID is not set"
+        )
+    srun = [
+        "srun",
+        f"--nodes={nodes}",
+        f"--ntasks={nodes}",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+        f"--export=ALL,{NODE_TASK_ENV}=1",
+    ]
     if gpus_per_node:
         srun.append(f"--gpus-per-node={gpus_per_node}")
-    return [*srun, sys.executable, "-m", "modgap.mllm.launch", "--accelerate-config", config_path, "--",
-            *modgap_args]
+    return [*srun, sys.executable, "-m", "modgap.mllm.launch", "--accelerate-config", config_path, "--", *modgap_args]
 
 
-def run(config_path: str, modgap_args: Sequence[str], env: Mapping[str, str] | None = None, *, nodes: int = 1,
-        gpus_per_node: int = 0) -> int:
+def run(
+    config_path: str,
+    modgap_args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    nodes: int = 1,
+    gpus_per_node: int = 0,
+) -> int:
     env = dict(os.environ if env is None else env)
     argv = plan(config_path, modgap_args, env, nodes=nodes, gpus_per_node=gpus_per_node)
     return subprocess.run(argv, env=env, check=False).returncode
@@ -166,8 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return run(args.accelerate_config, strip_separator(args.modgap_args), nodes=args.nodes,
-                   gpus_per_node=args.gpus_per_node)
+        return run(
+            args.accelerate_config,
+            strip_separator(args.modgap_args),
+            nodes=args.nodes,
+            gpus_per_node=args.gpus_per_node,
+        )
     except ConfigError as exc:
         print(f"modgap mllm launch: error: {exc}", file=sys.stderr)
         return 2

@@ -45,18 +45,35 @@ def make_tiny_llm(folder: str | Path, *, hidden: int = 32, layers: int = 2, seed
     tk.decoder = decoders.ByteLevel()
     corpus = fake_captions(200)[0] + [p for bank in PHRASINGS.values() for ps in bank.values() for p in ps]
     corpus += ["system user assistant Yes No A B C D You are a helpful AI assistant.", *LABELS]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tk.train_from_iterator(corpus, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                  pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
     tok.chat_template = CHATML_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=256, tie_word_embeddings=True,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
@@ -67,8 +84,9 @@ def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def make_fake_inputs(root: str | Path, *, n_train: int = 64, n_test: int = 16, dim: int = 256,
-                     seed: int = 0) -> dict[str, Path]:
+def make_fake_inputs(
+    root: str | Path, *, n_train: int = 64, n_test: int = 16, dim: int = 256, seed: int = 0
+) -> dict[str, Path]:
     """Manifest + embeddings + substitutes of one fake (encoder, dataset, method) under ``root``."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -78,8 +96,9 @@ def make_fake_inputs(root: str | Path, *, n_train: int = 64, n_test: int = 16, d
     splits = ["train"] * n_train + ["test"] * n_test
     manifest = root / "resources/datasets/fake/manifest.parquet"
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"id": ids, "image_path": [f"img/{i}.jpg" for i in ids], "caption": captions, "labels": labels,
-                  "split": splits}).to_parquet(manifest)
+    pd.DataFrame(
+        {"id": ids, "image_path": [f"img/{i}.jpg" for i in ids], "caption": captions, "labels": labels, "split": splits}
+    ).to_parquet(manifest)
     emb_root = root / "results/embeddings/enc/fake"
     sub_dir = root / "results/align/enc/fake/m/substitutes"
     sub_dir.mkdir(parents=True, exist_ok=True)
@@ -99,8 +118,15 @@ def make_fake_inputs(root: str | Path, *, n_train: int = 64, n_test: int = 16, d
 
 def tiny_config(llm_folder: str | Path, **stage_overrides: object) -> dict[str, object]:
     """A config dict for :func:`make_tiny_llm` models (few steps, short sequences)."""
-    stage = {"per_device_batch_size": 4, "grad_accum": 1, "max_steps": 3, "max_length": 128, "save_every": 2,
-             "warmup_ratio": 0.0, "scheduler": "constant"}
+    stage = {
+        "per_device_batch_size": 4,
+        "grad_accum": 1,
+        "max_steps": 3,
+        "max_length": 128,
+        "save_every": 2,
+        "warmup_ratio": 0.0,
+        "scheduler": "constant",
+    }
     return {
         "llm": {"source": str(llm_folder)},
         "visual_tokens": 2,
@@ -117,16 +143,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ddp_worker(rank: int, world: int, port: int, config: dict[str, object], stage: int,
-               paths: dict[str, str], out_dir: str) -> None:
+def ddp_worker(
+    rank: int, world: int, port: int, config: dict[str, object], stage: int, paths: dict[str, str], out_dir: str
+) -> None:
     """One rank of a CPU data-parallel (gloo) run, as ``accelerate launch --cpu`` would set it up."""
     import os
 
     import torch
 
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "LOCAL_WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "ACCELERATE_USE_CPU": "true",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     torch.set_num_threads(1)
     from modgap.mllm.config import load_config
     from modgap.mllm.train import train_stage

@@ -23,7 +23,7 @@ import platform
 import re
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,17 @@ def _examples(cfg: MLLMConfig, stage: int, manifest_path: str | Path, table: Emb
         examples = caption_examples(manifest, table.ids)
     else:
         ins = cfg.instructions
-        examples = [Example(i.id, i.question, i.answer) for i in build_instructions(
-            manifest, tasks=ins.tasks, seed=ins.seed, choices=ins.choices,
-            negatives_per_item=ins.negatives_per_item, label_style=ins.label_style)]
+        examples = [
+            Example(i.id, i.question, i.answer)
+            for i in build_instructions(
+                manifest,
+                tasks=ins.tasks,
+                seed=ins.seed,
+                choices=ins.choices,
+                negatives_per_item=ins.negatives_per_item,
+                label_style=ins.label_style,
+            )
+        ]
         table.rows([e.id for e in examples])  # fail now if an instruction's item has no embedding
     sc = cfg.stage(stage)
     if sc.max_samples is not None and sc.max_samples < len(examples):
@@ -134,8 +142,16 @@ def _setup_trainable(llm: Any, sc: StageConfig) -> Any:
         from peft import LoraConfig, get_peft_model
 
         lc = sc.lora
-        return get_peft_model(llm, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                              target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+        return get_peft_model(
+            llm,
+            LoraConfig(
+                r=lc.r,
+                lora_alpha=lc.alpha,
+                lora_dropout=lc.dropout,
+                target_modules=list(lc.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
     llm.requires_grad_(True)
     return llm
 
@@ -148,13 +164,13 @@ def _save_final(accelerator: Any, model: Any, sc: StageConfig, out_dir: Path) ->
     if not accelerator.is_main_process:
         return []
     unwrapped = accelerator.unwrap_model(model)
-    proj = {k[len("projector."):]: v.contiguous() for k, v in state.items() if k.startswith("projector.")}
+    proj = {k[len("projector.") :]: v.contiguous() for k, v in state.items() if k.startswith("projector.")}
     with atomic_path(out_dir / "projector.safetensors") as tmp:
         save_file(proj, str(tmp))
     written = ["projector.safetensors"]
     if sc.finetune in ("full", "lora"):
         name = "llm" if sc.finetune == "full" else "adapter"
-        llm_state = {k[len("llm."):]: v for k, v in state.items() if k.startswith("llm.")}
+        llm_state = {k[len("llm.") :]: v for k, v in state.items() if k.startswith("llm.")}
         if sc.finetune == "lora":  # PEFT expects its own key layout; it saves only adapter weights
             llm_state = None
         tmp_dir = out_dir / f".{name}.partial"
@@ -182,13 +198,9 @@ def train_stage(
 
     ``visual`` defaults to ``substitute`` for stage 1 and ``image`` for stage 2.
     ``stop_after_steps`` simulates a killed run (tests): it returns without a completion marker.
+    Steps: validate the inputs, build the model, the data order and the optimiser (in this order:
+    the seeded initialisations depend on it), resume from the latest checkpoint, train, write.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
-    from transformers import get_scheduler
-
-    from modgap.mllm.llm import load_llm
-
     t_start = time.time()
     sc = cfg.stage(stage)
     visual = visual or ("substitute" if stage == 1 else "image")
@@ -202,6 +214,59 @@ def train_stage(
     init_dir = _check_init_from(init_from)
     examples = _examples(cfg, stage, manifest, table)
 
+    accelerator = _accelerator(cfg, sc, out)
+    model, tokenizer, llm_info = _build_model(cfg, sc, table, init_dir)
+    run = _prepare(accelerator, cfg, sc, stage, model, examples, table, tokenizer)
+    _register_checkpoint_hooks(accelerator)
+    ckpt_root = out / "checkpoints"
+    start_step, rows = _resume(accelerator, ckpt_root, stage, run.total_steps)
+    stopped = _train_loop(accelerator, sc, stage, run, ckpt_root, start_step, rows, stop_after_steps)
+    if stopped is not None:
+        return {"stopped_at": stopped}
+
+    written = _save_final(accelerator, run.model, sc, out)
+    if accelerator.is_main_process:
+        _write_stage_outputs(
+            accelerator,
+            cfg,
+            sc,
+            stage,
+            run,
+            out,
+            rows,
+            written,
+            visual=visual,
+            table=table,
+            llm_info=llm_info,
+            init_dir=init_dir,
+            manifest=manifest,
+            t_start=t_start,
+        )
+        shutil.rmtree(ckpt_root, ignore_errors=True)  # finished: checkpoints are no longer needed
+    accelerator.wait_for_everyone()
+    return read_json(out / DONE)
+
+
+@dataclass
+class _PreparedRun:
+    """What the training loop needs, after ``accelerator.prepare``."""
+
+    model: Any
+    optimizer: Any
+    loader: Any
+    scheduler: Any
+    params: list[Any]
+    examples: int
+    world: int
+    global_batch: int
+    total_steps: int
+
+
+def _accelerator(cfg: MLLMConfig, sc: StageConfig, out: Path) -> Any:
+    """The Accelerator (CPU gloo ranks without CUDA), with the run's seed and thread count set."""
+    from accelerate import Accelerator
+    from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
+
     accelerator = Accelerator(
         # Without CUDA, ranks started by torchrun/`accelerate launch --multi_gpu` become gloo CPU ranks.
         cpu=not torch.cuda.is_available(),
@@ -212,25 +277,63 @@ def train_stage(
     set_seed(cfg.seed)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    llm, tokenizer, llm_info = load_llm(cfg.llm.source, gguf_file=cfg.llm.gguf_file, cache_dir=cfg.llm.cache_dir,
-                                        dtype=cfg.llm.dtype, attn_implementation=cfg.llm.attn_implementation)
+    return accelerator
+
+
+def _build_model(
+    cfg: MLLMConfig, sc: StageConfig, table: EmbeddingTable, init_dir: Path | None
+) -> tuple[VisualLM, Any, dict[str, Any]]:
+    """The LLM, its projector (initialised, or loaded from ``init_dir``) and what is trainable."""
+    from modgap.mllm.llm import load_llm
+
+    llm, tokenizer, llm_info = load_llm(
+        cfg.llm.source,
+        gguf_file=cfg.llm.gguf_file,
+        cache_dir=cfg.llm.cache_dir,
+        dtype=cfg.llm.dtype,
+        attn_implementation=cfg.llm.attn_implementation,
+    )
     projector = Projector(table.dim, llm.config.hidden_size, cfg.visual_tokens, cfg.visual_token_mode)
     if init_dir is not None:
         from safetensors.torch import load_file
 
         meta = read_json(init_dir / META)
         if (meta["embed_dim"], meta["hidden_size"], meta["visual_tokens"], meta["visual_token_mode"]) != (
-            table.dim, llm.config.hidden_size, cfg.visual_tokens, cfg.visual_token_mode):
+            table.dim,
+            llm.config.hidden_size,
+            cfg.visual_tokens,
+            cfg.visual_token_mode,
+        ):
             raise MLLMInputError(f"--init-from {init_dir}: projector shape/mode differs from this config")
         projector.load_state_dict(load_file(str(init_dir / "projector.safetensors")))
     if sc.gradient_checkpointing:
         llm.gradient_checkpointing_enable()
     llm = _setup_trainable(llm, sc)
-    model = VisualLM(llm, projector)
+    return VisualLM(llm, projector), tokenizer, llm_info
 
-    dataset = VisualInstructionDataset(examples, table, tokenizer, template=sc.template,
-                                       num_visual=cfg.visual_tokens, system_prompt=cfg.llm.system_prompt,
-                                       max_length=sc.max_length)
+
+def _prepare(
+    accelerator: Any,
+    cfg: MLLMConfig,
+    sc: StageConfig,
+    stage: int,
+    model: VisualLM,
+    examples: list[Example],
+    table: EmbeddingTable,
+    tokenizer: Any,
+) -> _PreparedRun:
+    """The seeded example order over the run's steps, the optimiser and schedule, all prepared."""
+    from transformers import get_scheduler
+
+    dataset = VisualInstructionDataset(
+        examples,
+        table,
+        tokenizer,
+        template=sc.template,
+        num_visual=cfg.visual_tokens,
+        system_prompt=cfg.llm.system_prompt,
+        max_length=sc.max_length,
+    )
     world = accelerator.num_processes
     global_batch = sc.per_device_batch_size * sc.grad_accum * world
     steps_per_epoch = len(dataset) // global_batch
@@ -241,17 +344,26 @@ def train_stage(
         total_steps = min(total_steps, sc.max_steps)
     order = _order(len(dataset), total_steps, global_batch, steps_per_epoch, cfg.seed)
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, order), batch_size=sc.per_device_batch_size, shuffle=False,
-        collate_fn=Collator(tokenizer.pad_token_id))
-
+        torch.utils.data.Subset(dataset, order),
+        batch_size=sc.per_device_batch_size,
+        shuffle=False,
+        collate_fn=Collator(tokenizer.pad_token_id),
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=sc.lr, weight_decay=sc.weight_decay)
-    scheduler = get_scheduler(sc.scheduler, optimizer, num_warmup_steps=math.ceil(sc.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
+    scheduler = get_scheduler(
+        sc.scheduler,
+        optimizer,
+        num_warmup_steps=math.ceil(sc.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    return _PreparedRun(model, optimizer, loader, scheduler, params, len(dataset), world, global_batch, total_steps)
 
-    # Checkpoints hold only trainable weights (stage 1: the projector, not 135M frozen LLM weights).
-    # DeepSpeed/FSDP save and load their own (sharded) model state, so the hooks leave them alone.
+
+def _register_checkpoint_hooks(accelerator: Any) -> None:
+    """Checkpoints hold only trainable weights (stage 1: the projector, not 135M frozen LLM weights).
+    DeepSpeed/FSDP save and load their own (sharded) model state, so the hooks leave them alone."""
     from accelerate.utils import DistributedType
 
     own_format = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
@@ -268,106 +380,164 @@ def train_stage(
         for i in range(len(models)):
             m = models.pop()
             fname = "model.safetensors" if i == 0 else f"model_{i}.safetensors"
-            missing = accelerator.unwrap_model(m).load_state_dict(load_file(os.path.join(in_dir, fname)),
-                                                                  strict=False)
+            missing = accelerator.unwrap_model(m).load_state_dict(load_file(os.path.join(in_dir, fname)), strict=False)
             if missing.unexpected_keys:
                 raise ModgapError(f"checkpoint {in_dir}: unexpected keys {missing.unexpected_keys[:3]}")
 
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
 
-    ckpt_root = out / "checkpoints"
-    rows: list[dict[str, float]] = []
-    start_step = 0
+
+def _resume(accelerator: Any, ckpt_root: Path, stage: int, total_steps: int) -> tuple[int, list[dict[str, float]]]:
+    """(first step to run, loss rows so far): from the latest complete checkpoint, or (0, [])."""
     if accelerator.is_main_process:
         for stale in ckpt_root.glob(".partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
     latest = _latest_checkpoint(ckpt_root)
-    if latest is not None:
-        accelerator.load_state(str(latest))
-        state = read_json(latest / "modgap_step.json")
-        start_step, rows = int(state["step"]), list(state["rows"])
-        log.info("resuming stage %d from %s (step %d/%d)", stage, latest, start_step, total_steps)
+    if latest is None:
+        return 0, []
+    accelerator.load_state(str(latest))
+    state = read_json(latest / "modgap_step.json")
+    log.info("resuming stage %d from %s (step %d/%d)", stage, latest, int(state["step"]), total_steps)
+    return int(state["step"]), list(state["rows"])
 
-    def checkpoint(step: int) -> None:
-        partial = ckpt_root / f".partial-step-{step:06d}"
-        accelerator.save_state(str(partial))
-        if accelerator.is_main_process:
-            write_json_atomic(partial / "modgap_step.json", {"step": step, "rows": rows})
-            os.replace(partial, ckpt_root / f"step-{step:06d}")
-            done = sorted(p for p in ckpt_root.glob("step-*") if CKPT_RE.match(p.name))
-            for old in done[: -sc.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
 
-    batches = iter(accelerator.skip_first_batches(loader, start_step * sc.grad_accum) if start_step else loader)
-    model.train()
+def _checkpoint(accelerator: Any, ckpt_root: Path, step: int, rows: list[dict[str, float]], keep: int) -> None:
+    """Save into a partial folder, then rename: a kill never leaves a checkpoint that looks complete."""
+    partial = ckpt_root / f".partial-step-{step:06d}"
+    accelerator.save_state(str(partial))
+    if accelerator.is_main_process:
+        write_json_atomic(partial / "modgap_step.json", {"step": step, "rows": rows})
+        os.replace(partial, ckpt_root / f"step-{step:06d}")
+        done = sorted(p for p in ckpt_root.glob("step-*") if CKPT_RE.match(p.name))
+        for old in done[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _train_loop(
+    accelerator: Any,
+    sc: StageConfig,
+    stage: int,
+    run: _PreparedRun,
+    ckpt_root: Path,
+    start_step: int,
+    rows: list[dict[str, float]],
+    stop_after_steps: int | None,
+) -> int | None:
+    """Run the remaining optimiser steps, appending one row each; the step stopped at, if stopped early."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=start_step, desc=f"stage {stage}",
-               disable=not accelerator.is_local_main_process)
-    for step in range(start_step, total_steps):
-        t0, c0 = time.time(), time.process_time()
-        micro = [next(batches) for _ in range(sc.grad_accum)]
-        local = sum((b["labels"][:, 1:] != -100).sum() for b in micro)
-        total_tokens = accelerator.reduce(torch.as_tensor(local, device=accelerator.device), "sum").clamp(min=1)
-        step_loss = torch.zeros((), device=accelerator.device)
-        for batch in micro:
-            with accelerator.accumulate(model):
-                result = model(**batch)
-                # DDP averages over processes and accelerate divides by grad_accum: undo both so the
-                # gradient is d(sum of token losses)/d(theta) / (answer tokens in the whole step).
-                accelerator.backward(result["loss_sum"] * (world * sc.grad_accum) / total_tokens)
-                if accelerator.sync_gradients and sc.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, sc.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            step_loss += result["loss_sum"].detach().float()
-        lr = float(scheduler.get_last_lr()[0])  # the rate this step used
-        scheduler.step()
-        loss = float(accelerator.reduce(step_loss, "sum") / total_tokens)
-        if not math.isfinite(loss):
-            raise ModgapError(f"stage {stage}: loss became {loss} at step {step + 1}")
-        rows.append({"step": step + 1, "loss": loss, "lr": lr,
-                     "tokens": int(total_tokens), "seconds": round(time.time() - t0, 4),
-                     "cpu_seconds": round(time.process_time() - c0, 4)})
+    loader = run.loader
+    batches = iter(accelerator.skip_first_batches(loader, start_step * sc.grad_accum) if start_step else loader)
+    run.model.train()
+    bar = tqdm(
+        total=run.total_steps, initial=start_step, desc=f"stage {stage}", disable=not accelerator.is_local_main_process
+    )
+    for step in range(start_step, run.total_steps):
+        rows.append(_train_step(accelerator, sc, stage, run, batches, step))
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
-        if (step + 1) % sc.save_every == 0 and step + 1 < total_steps:
-            checkpoint(step + 1)
+        bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}")
+        if (step + 1) % sc.save_every == 0 and step + 1 < run.total_steps:
+            _checkpoint(accelerator, ckpt_root, step + 1, rows, sc.keep_checkpoints)
         if stop_after_steps is not None and step + 1 >= stop_after_steps:
             bar.close()
-            return {"stopped_at": step + 1}
+            return step + 1
     bar.close()
+    return None
 
-    written = _save_final(accelerator, model, sc, out)
-    if accelerator.is_main_process:
-        meta = {
-            "stage": stage, "template": sc.template, "finetune": sc.finetune, "visual": visual,
-            "embed_dim": table.dim, "hidden_size": int(accelerator.unwrap_model(model).llm.config.hidden_size),
-            "visual_tokens": cfg.visual_tokens, "visual_token_mode": cfg.visual_token_mode,
-            "llm": asdict(cfg.llm), "llm_provenance": llm_info,
-            "init_from": str(init_dir) if init_dir else None,
-            "config": cfg.to_dict(),
-        }
-        write_json_atomic(out / META, meta)
-        _write_loss_csv(rows, out / "loss.csv")
-        _plot(rows, out / "loss.png", f"stage {stage} ({visual}, {sc.finetune}) — {out}")
-        summary = {
-            "stage": stage, "steps": total_steps, "examples": len(dataset), "global_batch": global_batch,
-            "final_loss": rows[-1]["loss"], "first_loss": rows[0]["loss"], "files": written,
-            "processes": world, "mixed_precision": str(accelerator.mixed_precision),
-            "wall_seconds": round(time.time() - t_start, 2),
-            "inputs": {"manifest": str(manifest), "visual_file": str(table.path),
-                       "visual_sha256": sha256_file(table.path)},
-            "versions": _versions(),
-            "environment": environment(),
-        }
-        write_json_atomic(out / DONE, summary)  # completion marker, written after every output
-        shutil.rmtree(ckpt_root, ignore_errors=True)  # finished: checkpoints are no longer needed
-    accelerator.wait_for_everyone()
-    return read_json(out / DONE)
+
+def _train_step(
+    accelerator: Any, sc: StageConfig, stage: int, run: _PreparedRun, batches: Any, step: int
+) -> dict[str, float]:
+    """One optimiser step over ``grad_accum`` micro-batches; its loss row."""
+    t0, c0 = time.time(), time.process_time()
+    micro = [next(batches) for _ in range(sc.grad_accum)]
+    local = sum((b["labels"][:, 1:] != -100).sum() for b in micro)
+    total_tokens = accelerator.reduce(torch.as_tensor(local, device=accelerator.device), "sum").clamp(min=1)
+    step_loss = torch.zeros((), device=accelerator.device)
+    for batch in micro:
+        with accelerator.accumulate(run.model):
+            result = run.model(**batch)
+            # DDP averages over processes and accelerate divides by grad_accum: undo both so the
+            # gradient is d(sum of token losses)/d(theta) / (answer tokens in the whole step).
+            accelerator.backward(result["loss_sum"] * (run.world * sc.grad_accum) / total_tokens)
+            if accelerator.sync_gradients and sc.max_grad_norm:
+                accelerator.clip_grad_norm_(run.params, sc.max_grad_norm)
+            run.optimizer.step()
+            run.optimizer.zero_grad()
+        step_loss += result["loss_sum"].detach().float()
+    lr = float(run.scheduler.get_last_lr()[0])  # the rate this step used
+    run.scheduler.step()
+    loss = float(accelerator.reduce(step_loss, "sum") / total_tokens)
+    if not math.isfinite(loss):
+        raise ModgapError(f"stage {stage}: loss became {loss} at step {step + 1}")
+    return {
+        "step": step + 1,
+        "loss": loss,
+        "lr": lr,
+        "tokens": int(total_tokens),
+        "seconds": round(time.time() - t0, 4),
+        "cpu_seconds": round(time.process_time() - c0, 4),
+    }
+
+
+def _write_stage_outputs(
+    accelerator: Any,
+    cfg: MLLMConfig,
+    sc: StageConfig,
+    stage: int,
+    run: _PreparedRun,
+    out: Path,
+    rows: list[dict[str, float]],
+    written: list[str],
+    *,
+    visual: str,
+    table: EmbeddingTable,
+    llm_info: dict[str, Any],
+    init_dir: Path | None,
+    manifest: str | Path,
+    t_start: float,
+) -> None:
+    """mllm.json, loss.csv, loss.png, then DONE.json, the completion marker (main process only)."""
+    meta = {
+        "stage": stage,
+        "template": sc.template,
+        "finetune": sc.finetune,
+        "visual": visual,
+        "embed_dim": table.dim,
+        "hidden_size": int(accelerator.unwrap_model(run.model).llm.config.hidden_size),
+        "visual_tokens": cfg.visual_tokens,
+        "visual_token_mode": cfg.visual_token_mode,
+        "llm": asdict(cfg.llm),
+        "llm_provenance": llm_info,
+        "init_from": str(init_dir) if init_dir else None,
+        "config": cfg.to_dict(),
+    }
+    write_json_atomic(out / META, meta)
+    _write_loss_csv(rows, out / "loss.csv")
+    _plot(rows, out / "loss.png", f"stage {stage} ({visual}, {sc.finetune}) — {out}")
+    summary = {
+        "stage": stage,
+        "steps": run.total_steps,
+        "examples": run.examples,
+        "global_batch": run.global_batch,
+        "final_loss": rows[-1]["loss"],
+        "first_loss": rows[0]["loss"],
+        "files": written,
+        "processes": run.world,
+        "mixed_precision": str(accelerator.mixed_precision),
+        "wall_seconds": round(time.time() - t_start, 2),
+        "inputs": {
+            "manifest": str(manifest),
+            "visual_file": str(table.path),
+            "visual_sha256": sha256_file(table.path),
+        },
+        "versions": _versions(),
+        "environment": environment(),
+    }
+    write_json_atomic(out / DONE, summary)  # completion marker, written after every output
 
 
 def _versions() -> dict[str, str]:
@@ -376,5 +546,10 @@ def _versions() -> dict[str, str]:
 
     from modgap import __version__
 
-    return {"modgap": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__, "python": platform.python_version()}
+    return {
+        "modgap": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+    }

@@ -16,9 +16,9 @@ from sklearn.decomposition import PCA
 from modgap.embed.retrieval import retrieval_metrics
 from modgap.errors import InvalidEmbeddingsError
 from modgap.io import read_json, write_json_atomic
+from modgap.output.figures import plt, save_figure
+from modgap.output.tables import write_table
 from modgap.provenance import environment
-from modgap.report.figures import plt, save_figure
-from modgap.report.tables import write_table
 from modgap.validate import check_embeddings
 
 EMBEDDED_CAVEAT = (
@@ -47,8 +47,15 @@ def encoder_metrics(runs: list[dict], embeddings_root: str | os.PathLike[str]) -
         split_dir = Path(embeddings_root, run["encoder"], run["dataset"], "diag")
         image, text, meta = load_paired_split(split_dir)
         metrics = retrieval_metrics(image, text)
-        rows.append({"encoder": run["encoder"], "dataset": run["dataset"], "model": meta.get("model"),
-                     "dim": int(image.shape[1]), **metrics})
+        rows.append(
+            {
+                "encoder": run["encoder"],
+                "dataset": run["dataset"],
+                "model": meta.get("model"),
+                "dim": int(image.shape[1]),
+                **metrics,
+            }
+        )
     return rows
 
 
@@ -68,7 +75,7 @@ def pca_figure(runs: list[dict], embeddings_root: str | os.PathLike[str], split:
         ax.set_xlabel(f"PC1 ({100 * ratio[0]:.1f}% of variance)")
         ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}% of variance)")
         ax.set_title(f"{run['encoder']} / {run['dataset']} ({split})", fontsize=9)
-        ax.legend(loc="best", fontsize=8, markerscale=3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, markerscale=3, frameon=False)
     fig.suptitle("Image vs text embeddings: 2-D PCA (X = centroid)", fontsize=10)
     return fig
 
@@ -87,10 +94,21 @@ def write_encoder_report(
     metrics = {f"{r['encoder']}/{r['dataset']}": r for r in rows}
     write_json_atomic(metrics_out, {**metrics, "environment": environment()})  # modgap.provenance
     table = pd.DataFrame(rows)
-    table = table[["encoder", "dataset", "dim", "n", "i2t_R@1", "i2t_R@5", "t2i_R@1", "t2i_R@5",
-                   "chance_R@1", "centroid_gap"]]
-    table.columns = ["encoder", "dataset", "d", "n pairs (diag)", "I→T R@1", "I→T R@5", "T→I R@1",
-                     "T→I R@5", "chance R@1", "centroid gap ‖µx−µy‖"]
+    table = table[
+        ["encoder", "dataset", "dim", "n", "i2t_R@1", "i2t_R@5", "t2i_R@1", "t2i_R@5", "chance_R@1", "centroid_gap"]
+    ]
+    table.columns = [
+        "encoder",
+        "dataset",
+        "d",
+        "n pairs (diag)",
+        "I→T R@1",
+        "I→T R@5",
+        "T→I R@1",
+        "T→I R@5",
+        "chance R@1",
+        "centroid gap ‖µx−µy‖",
+    ]
     write_table(table, tables_prefix, caption=f"Encoder retrieval on the held-out diag split. {EMBEDDED_CAVEAT}")
     save_figure(pca_figure(runs, embeddings_root, pca_split, seed), figure_prefix)
     return rows

@@ -12,30 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from modgap.errors import InvalidEmbeddingsError
-from modgap.validate import check_embeddings
+from modgap.validate import check_embeddings, open_embeddings
 
 DEFAULT_CHUNK_ROWS = 16384
 _TILE_ROWS = 256  # 256 x 1280 float64 = 2.6 MB: stays in cache between conversion, norms and sum
-
-
-def open_embeddings(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
-    """Return an (n, d) array, memory-mapping ``.npy`` files instead of reading them whole."""
-    if isinstance(source, np.ndarray):
-        return source
-    path = Path(source)
-    if not path.exists():
-        raise InvalidEmbeddingsError(f"{path}: embedding file does not exist")
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        # truncated (mmap longer than the file), not .npy at all, or an object array (pickle)
-        raise InvalidEmbeddingsError(f"{path}: cannot read as .npy: {' '.join(str(exc).split())}") from None
-    return array
 
 
 def iter_chunks(

@@ -105,6 +105,7 @@ class AnisoAlign(CentroidCalibrated):
 
     def _min_fit_rows(self, dim: int) -> int:
         return dim + 1  # the frame is the eigenbasis of a d x d covariance: d + 1 rows for full rank
+
     PARAMS: ClassVar[dict[str, Param]] = PARAMS
 
     def _check_params(self):

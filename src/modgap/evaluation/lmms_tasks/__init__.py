@@ -47,6 +47,34 @@ def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+def _resolve_images(manifest: Any, items: Sequence[Any], base: Path) -> dict[str, str]:
+    """Absolute path of every benchmark image (relative manifest paths are under ``base``), checked to exist."""
+    paths = {str(i): str(p) for i, p in zip(manifest["id"], manifest["image_path"], strict=True)}
+    resolved: dict[str, str] = {}
+    for image_id in sorted({i.image_id for i in items}):
+        path = Path(paths[image_id])
+        path = (path if path.is_absolute() else base / path).resolve()
+        if not path.is_file():
+            raise ModgapError(f"image {path} of benchmark item {image_id} does not exist (root={base})")
+        resolved[image_id] = str(path)
+    return resolved
+
+
+def _row(item: Any, image_path: str) -> dict[str, Any]:
+    """One jsonl row of a local lmms-eval task."""
+    return {
+        "uid": item.uid,
+        "image_id": item.image_id,
+        "image_path": image_path,
+        "question": item.question,
+        "answer": item.answer,
+        "variant": item.variant,
+        "group": item.group,
+        "options": list(item.options),
+        "label": item.labels[0] if item.labels else "",
+    }
+
+
 def write_local_task(
     manifest_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -56,7 +84,7 @@ def write_local_task(
 ) -> dict[str, Any]:
     """Write ``out_dir/{data/*.jsonl, *.yaml, task.json}`` for the suite of ``manifest_path``.
 
-    ``params``: ``eval.suite`` keys (:data:`modgap.evaluation.suite.SUITE_DEFAULTS`), merged over
+    ``params``: ``eval.suite`` keys (:func:`modgap.evaluation.suite.suite_defaults`), merged over
     :data:`LOCAL_SUITE_DEFAULTS`. ``root``: what relative ``image_path`` values are relative to
     (default: the current directory, the project root in the pipeline). Image paths are written
     absolute, so the task folder is tied to this checkout. Returns the summary also written to task.json.
@@ -75,32 +103,25 @@ def write_local_task(
     suite_params = {**LOCAL_SUITE_DEFAULTS, **(params or {})}
     items = [i for i in build_suite(manifest, params=suite_params) if i.task in TASKS]
 
-    base = Path(root) if root is not None else Path.cwd()
-    paths = {str(i): str(p) for i, p in zip(manifest["id"], manifest["image_path"], strict=True)}
-    resolved: dict[str, str] = {}
-    for image_id in sorted({i.image_id for i in items}):
-        path = Path(paths[image_id])
-        path = (path if path.is_absolute() else base / path).resolve()
-        if not path.is_file():
-            raise ModgapError(f"image {path} of benchmark item {image_id} does not exist (root={base})")
-        resolved[image_id] = str(path)
+    resolved = _resolve_images(manifest, items, Path(root) if root is not None else Path.cwd())
 
     out = Path(out_dir)
     data_dir = (out / "data").resolve()
     written: dict[str, Any] = {}
     for kind, task_name in TASKS.items():
-        rows = [{"uid": i.uid, "image_id": i.image_id, "image_path": resolved[i.image_id], "question": i.question,
-                 "answer": i.answer, "variant": i.variant, "group": i.group, "options": list(i.options),
-                 "label": i.labels[0] if i.labels else ""} for i in items if i.task == kind]
+        rows = [_row(i, resolved[i.image_id]) for i in items if i.task == kind]
         yaml_path = out / f"{task_name}.yaml"
         if not rows:  # lmms-eval cannot load an empty split: leave the task out (and any stale copy)
             yaml_path.unlink(missing_ok=True)
             continue
         _write_jsonl(data_dir / f"{kind}.jsonl", rows)
         write_text_atomic(yaml_path, _fill(_template(task_name), data_dir))
-        written[task_name] = {"items": len(rows), "images": len({r["image_id"] for r in rows}),
-                              "data": str(data_dir / f"{kind}.jsonl"),
-                              "data_sha256": sha256_file(data_dir / f"{kind}.jsonl")}
+        written[task_name] = {
+            "items": len(rows),
+            "images": len({r["image_id"] for r in rows}),
+            "data": str(data_dir / f"{kind}.jsonl"),
+            "data_sha256": sha256_file(data_dir / f"{kind}.jsonl"),
+        }
     if not written:
         raise ConfigError("write_local_task: the suite parameters produced no POPE or multiple-choice items")
     group = _template(GROUP)
@@ -108,7 +129,13 @@ def write_local_task(
         if task_name not in written:
             group = group.replace(f"  - {task_name}\n", "")
     write_text_atomic(out / f"{GROUP}.yaml", group)
-    summary = {"manifest": str(manifest_path), "manifest_sha256": sha256_file(manifest_path),
-               "suite_params": suite_params, "suite": suite_summary(items), "tasks": written, "group": GROUP}
+    summary = {
+        "manifest": str(manifest_path),
+        "manifest_sha256": sha256_file(manifest_path),
+        "suite_params": suite_params,
+        "suite": suite_summary(items),
+        "tasks": written,
+        "group": GROUP,
+    }
     write_json_atomic(out / "task.json", summary)
     return summary

@@ -36,9 +36,15 @@ def pope_process_results(doc: Mapping[str, Any], results: Sequence[str]) -> dict
     pred = parse_yes_no(results[0])
     truth = str(doc["answer"]).lower()
     record = {"uid": doc["uid"], "variant": doc["variant"], "prediction": pred, "truth": truth}
-    return {"pope_accuracy": float(pred == truth), "pope_f1": record, "pope_yes_ratio": record,
-            "pope_unparsed": record, "pope_random_accuracy": record, "pope_popular_accuracy": record,
-            "pope_adversarial_accuracy": record}
+    return {
+        "pope_accuracy": float(pred == truth),
+        "pope_f1": record,
+        "pope_yes_ratio": record,
+        "pope_unparsed": record,
+        "pope_random_accuracy": record,
+        "pope_popular_accuracy": record,
+        "pope_adversarial_accuracy": record,
+    }
 
 
 def _binary(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:

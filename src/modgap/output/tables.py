@@ -13,6 +13,7 @@ def write_table(
     frame: pd.DataFrame, prefix: str | os.PathLike[str], *, caption: str = "", float_format: str = "{:.4g}"
 ) -> list[str]:
     """Write ``{prefix}.md``, ``{prefix}.csv`` and ``{prefix}.tex``; ``caption`` heads the markdown."""
+
     def cell(value: object) -> object:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return "—"
