@@ -53,8 +53,9 @@ def eval_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_report_writes_regimes_probe_and_paper_tables(eval_root):
-    args = [
+def _report_args(eval_root):
+    """`modgap eval report` over the fixture's scores, writing under ``eval_root``."""
+    return [
         "eval",
         "report",
         "--runs",
@@ -74,6 +75,10 @@ def test_report_writes_regimes_probe_and_paper_tables(eval_root):
         "--figure-prefix",
         str(eval_root / "fig"),
     ]
+
+
+def test_report_writes_regimes_probe_and_paper_tables(eval_root):
+    args = _report_args(eval_root)
     assert main(args) == 0
     metrics = json.loads((eval_root / "eval.json").read_text())["enc"]["ds"]
     identity = metrics["regimes"]["revision-identity"]
@@ -128,26 +133,7 @@ def test_lmms_eval_results_become_a_table(eval_root):
         )
     )
     (stage / "lmms_eval_blind.json").write_text(json.dumps({"results": {"pope": {"pope_accuracy,none": 0.5}}}))
-    args = [
-        "eval",
-        "report",
-        "--runs",
-        json.dumps([{"encoder": "enc", "dataset": "ds"}]),
-        "--regimes",
-        json.dumps(REGIMES),
-        "--llm",
-        "llm",
-        "--eval-root",
-        str(eval_root / "eval"),
-        "--align-metrics-root",
-        str(eval_root / "align"),
-        "--metrics-out",
-        str(eval_root / "eval.json"),
-        "--tables-dir",
-        str(eval_root / "tables"),
-        "--figure-prefix",
-        str(eval_root / "fig"),
-    ]
+    args = _report_args(eval_root)
     assert main(args) == 0
     table = pd.read_csv(eval_root / "tables" / "enc" / "ds" / "lmms_eval.csv")
     assert set(zip(table["condition"], table["value"], strict=True)) == {("image", 0.71), ("blind", 0.5)}

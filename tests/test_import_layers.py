@@ -156,6 +156,16 @@ def test_no_stage_imports_a_later_stage():
     assert backward_imports(import_graph(module_level=False)) == []
 
 
+def core_imports_of_stages(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(core module, stage module) pairs: the modules below the stages (config, io, output, stats, ...)
+    must not depend on any stage; config reaches the stages' checks through STAGE_SPECS by name."""
+    return sorted((m, d) for m, deps in graph.items() if stage_of(m) is None for d in deps if stage_of(d))
+
+
+def test_no_core_module_imports_a_stage():
+    assert core_imports_of_stages(import_graph(module_level=False)) == []
+
+
 def test_the_checks_catch_a_planted_cycle_and_a_backward_import(tmp_path):
     pkg = tmp_path / "modgap"
     for sub in ("", "gap", "align"):
@@ -167,6 +177,7 @@ def test_the_checks_catch_a_planted_cycle_and_a_backward_import(tmp_path):
     (pkg / "align" / "base.py").write_text("import numpy\n")
     graph = import_graph(tmp_path)
     assert cycles(graph) == [["modgap.config", "modgap.gap.stage"]]
+    assert core_imports_of_stages(graph) == [("modgap.config", "modgap.gap"), ("modgap.config", "modgap.gap.stage")]
     assert backward_imports(graph) == []  # module level only: the late import is not seen
     late = import_graph(tmp_path, module_level=False)
     assert backward_imports(late) == [

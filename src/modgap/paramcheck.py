@@ -7,8 +7,9 @@ violation is a :class:`ParamError` naming the key, raised before any stage reads
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +140,14 @@ def merge_with_defaults(defaults: Mapping[str, Any], overrides: Mapping[str, Any
             raise ConfigError(f"{label}: unknown key {key!r} (known: {', '.join(sorted(params))})")
         params[key] = value
     return params
+
+
+@contextlib.contextmanager
+def config_key(key: str) -> Iterator[None]:
+    """Re-raise a parameter error inside the block as a ConfigError under the dotted ``key``."""
+    try:
+        yield
+    except ParamError as exc:
+        raise ConfigError(f"{key}.{exc.key}: {exc.reason}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc

@@ -5,9 +5,11 @@ import os
 import shlex
 from pathlib import Path
 
-from modgap.align.spec import figure_stems
+from modgap.align.spec import STUDY_COMMANDS, figure_stems
 from modgap.evaluation.spec import MODEL_KINDS as EVAL_MODEL_KINDS
+from modgap.evaluation.spec import run_sources as eval_run_sources
 from modgap.evaluation.spec import tasks_for as eval_tasks_for
+from modgap.gap.spec import figure_files as gap_figure_files
 
 SPLITS = config["embed"]["splits"]
 RUNS = [(run["encoder"], run["dataset"]) for run in config["runs"]]
@@ -15,8 +17,6 @@ DYNAMICS_DATASETS = config["gap"]["dynamics"]["datasets"]
 ALIGN_SPLITS = config["align"]["splits"]
 ALIGN_METHODS = list(config["align"]["methods"])
 ALIGN_STUDIES = list(config["align"]["studies"])
-# study name in the config -> `modgap align` subcommand
-STUDY_COMMANDS = {"sample_size": "study-n", "precision": "study-precision", "cost": "study-cost", "aniso": "study-aniso"}
 MLLM_REGIMES = config["mllm"]["regimes"]
 MLLM_LLM = config["mllm"]["llm"]
 # The figures `modgap align report` draws for this config, declared by the alignment stage itself.
@@ -97,10 +97,8 @@ def all_embeddings():
 
 
 def gap_figures():
-    """AnisoAlign Figs. 1-3 per encoder x dataset and the ReAlign Fig. 1 analogue per dynamics run."""
-    stems = [f"results/figures/gap_aa_fig{i}_{enc}_{ds}" for enc, ds in RUNS for i in (1, 2, 3)]
-    stems += [f"results/figures/gap_ra_fig1_{ds}" for ds in DYNAMICS_DATASETS]
-    return [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+    """The gap report's figures, as the gap stage declares them (modgap.gap.spec)."""
+    return gap_figure_files(RUNS, DYNAMICS_DATASETS)
 
 
 def study_options(study):
@@ -201,12 +199,9 @@ STAGE1_SOURCES = sorted({r["stage1"] for r in MLLM_REGIMES.values() if r["stage1
 EVAL_TASKS = {kind: eval_tasks_for(kind) for kind in EVAL_MODEL_KINDS}
 
 
-# What `modgap eval suite|run` import: reports and claims live in other modules of the package, so
-# editing them does not redo the (slow) decoding.
-EVAL_RUN_SOURCES = [
-    f"src/modgap/evaluation/{name}.py"
-    for name in ("__init__", "answers", "commands", "io", "runner", "score", "suite", "text_metrics")
-]
+# What `modgap eval suite|run` import (modgap.evaluation.spec.run_sources): reports and claims live in
+# other modules, so editing them does not redo the (slow) decoding.
+EVAL_RUN_SOURCES = eval_run_sources()
 
 
 def eval_models():

@@ -123,18 +123,12 @@ def load_base_llm(stage_dir: str | Path) -> Any:
     decoding code runs it; it is only ever asked questions without visual tokens (B1)."""
     from modgap.io import read_json
     from modgap.mllm.generate import LoadedMLLM
-    from modgap.mllm.llm import load_llm
+    from modgap.mllm.llm import load_recorded_llm
     from modgap.mllm.model import Projector, VisualLM
 
     meta = read_json(Path(stage_dir) / "mllm.json")
     lc = meta["llm"]
-    llm, tokenizer, _ = load_llm(
-        lc["source"],
-        gguf_file=lc["gguf_file"],
-        cache_dir=lc["cache_dir"],
-        dtype=lc["dtype"],
-        attn_implementation=lc["attn_implementation"],
-    )
+    llm, tokenizer, _ = load_recorded_llm(lc)
     projector = Projector(meta["embed_dim"], meta["hidden_size"], meta["visual_tokens"], meta["visual_token_mode"])
     return LoadedMLLM(
         VisualLM(llm, projector).eval(), tokenizer, "chat", lc.get("system_prompt"), {**meta, "base_llm_only": True}

@@ -8,6 +8,7 @@ from a list written in the workflow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from modgap.errors import ConfigError
@@ -33,10 +34,26 @@ def tasks_for(kind: str) -> str:
     return ",".join(t.name for t in chosen[kind]())
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+# What `modgap eval suite|run` import: reports and claims live in other modules of the package, so
+# editing them does not redo the (slow) decoding (the eval rules list these as their code inputs).
+RUN_MODULES = ("__init__", "answers", "commands", "io", "items", "runner", "score", "suite", "text_metrics")
+
+
+def run_sources(root: str | Path = "src/modgap/evaluation") -> list[str]:
+    """The source files of the decoding path: RUN_MODULES and the task registry."""
+    root = Path(root)
+    return [str(root / f"{m}.py") for m in RUN_MODULES] + sorted(str(p) for p in (root / "tasks").glob("*.py"))
+
+
+def check_config(config: Mapping[str, Any], base: Path | None = None) -> None:
     """eval.suite keys are the shared ones or a registered task's, of their default's type;
-    eval.max_new_tokens names registered tasks."""
+    eval.max_new_tokens names registered tasks; the suite's split is embedded and held out."""
     eval_config = config.get("eval") or {}
+    eval_split = (eval_config.get("suite") or {}).get("split", "test")
+    if eval_split not in config["embed"]["splits"]:
+        raise ConfigError(f"eval.suite.split: split '{eval_split}' is not in embed.splits")
+    if eval_split == "train":
+        raise ConfigError("eval.suite.split: 'train' is what the MLLMs train on; evaluate on a held-out split")
     defaults = suite_defaults()
     for key, value in (eval_config.get("suite") or {}).items():
         if key not in defaults:

@@ -34,20 +34,14 @@ def load_mllm(stage_dir: str | Path, *, device: str | torch.device = "cpu") -> L
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from modgap.mllm.llm import load_llm
+    from modgap.mllm.llm import load_recorded_llm
 
     stage_dir = Path(stage_dir)
     if not (stage_dir / "DONE.json").is_file():
         raise ModgapError(f"{stage_dir}: no DONE.json; the stage did not complete")
     meta = read_json(stage_dir / "mllm.json")
     lc = meta["llm"]
-    llm, tokenizer, _ = load_llm(
-        lc["source"],
-        gguf_file=lc["gguf_file"],
-        cache_dir=lc["cache_dir"],
-        dtype=lc["dtype"],
-        attn_implementation=lc["attn_implementation"],
-    )
+    llm, tokenizer, _ = load_recorded_llm(lc)
     if (stage_dir / "llm").is_dir():
         llm = AutoModelForCausalLM.from_pretrained(stage_dir / "llm", dtype=llm.dtype)
     elif (stage_dir / "adapter").is_dir():

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,14 @@ def load_llm(
         raise ConfigError(f"llm.source={source!r}: the tokenizer has no chat template")
     provenance["loaded_from"] = path
     return model, tokenizer, provenance
+
+
+def load_recorded_llm(recorded: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """:func:`load_llm` with the settings a stage recorded in its ``mllm.json`` (key ``llm``)."""
+    return load_llm(
+        recorded["source"],
+        gguf_file=recorded["gguf_file"],
+        cache_dir=recorded["cache_dir"],
+        dtype=recorded["dtype"],
+        attn_implementation=recorded["attn_implementation"],
+    )
