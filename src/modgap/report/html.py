@@ -116,7 +116,8 @@ def _claims_section(claims: Mapping[str, Any]) -> list[str]:
         )
         for row in rows:
             null = row.get("null") or {}
-            null_text = f"{_number(null.get('value'))}; {_number(null.get('q99'))}" if null else "—"
+            shown = [null.get("value"), null.get("q99")]
+            null_text = "; ".join(map(_number, shown)) if any(v is not None for v in shown) else "—"
             interval = row.get("interval")
             interval_text = (
                 f"[{_number(interval[0])}, {_number(interval[1])}]"
