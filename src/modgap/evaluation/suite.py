@@ -24,7 +24,16 @@ from modgap.evaluation.tasks.pope import NEGATIVE_STRATEGIES
 # Keys every task shares; each task adds its own (Task.defaults).
 COMMON_DEFAULTS: dict[str, Any] = {"split": "test", "seed": 0, "label_style": "leaf"}
 
-__all__ = ["NEGATIVE_STRATEGIES", "BenchItem", "LabelSimilarity", "SuiteLeakError", "build_suite", "suite_defaults"]
+__all__ = [
+    "NEGATIVE_STRATEGIES",
+    "BenchItem",
+    "LabelSimilarity",
+    "SuiteLeakError",
+    "build_suite",
+    "check_no_leak",
+    "suite_defaults",
+    "suite_summary",
+]
 
 
 class SuiteLeakError(ModgapError):

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
 from modgap.evaluation.items import BenchItem, LabelSimilarity
 
 Record = Mapping[str, Any]  # a BenchItem's fields plus output, parsed, correct
@@ -102,7 +100,3 @@ class Task:
     def average_of(self, outcomes: Sequence[Any]) -> float | None:
         """This task's accuracy over a resample of image outcomes (None: none present)."""
         return None
-
-
-def mean_or_none(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None

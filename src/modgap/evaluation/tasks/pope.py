@@ -16,7 +16,7 @@ from modgap.errors import ConfigError
 from modgap.evaluation.answers import binary_metrics, bootstrap_ci, parse_yes_no
 from modgap.evaluation.items import BenchItem, image_rng
 from modgap.evaluation.tasks import register_task
-from modgap.evaluation.tasks.base import Record, SuiteContext, Task, mean_or_none
+from modgap.evaluation.tasks.base import Record, SuiteContext, Task
 from modgap.mllm.instructions import PHRASINGS
 
 NEGATIVE_STRATEGIES = ("random", "popular", "adversarial")
@@ -147,6 +147,3 @@ class Pope(Task):
         if not strategies:
             return None
         return float(np.mean([np.mean([c for o in outcomes for c in o.get(s, [])]) for s in strategies]))
-
-
-__all__ = ["NEGATIVE_STRATEGIES", "Pope", "mean_or_none"]
