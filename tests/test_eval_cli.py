@@ -72,7 +72,15 @@ def test_run_writes_per_sample_log_and_scores(stage2, suite, tmp_path):
     assert all({"uid", "output", "parsed", "correct", "question", "answer"} <= set(r) for r in records)
     scores = json.loads(Path(f"{prefix}.json").read_text())
     assert scores["meta"]["condition"] == "image" and scores["meta"]["decoding"] == "greedy"
-    assert set(scores["scores"]) == {"caption", "pope", "choice", "avg", "parse_rate", "free_parse_rate"}
+    assert set(scores["scores"]) == {
+        "caption",
+        "pope",
+        "choice",
+        "avg",
+        "parse_rate",
+        "free_parse_rate",
+        "free_agreement",
+    }
     assert 0.0 <= scores["scores"]["avg"] <= 1.0
     # constrained scoring (the default) through the real model: every POPE/MC answer is an option
     assert scores["meta"]["scoring"] == "constrained" and scores["scores"]["parse_rate"] == 1.0

@@ -9,7 +9,7 @@ import pytest
 import modgap.evaluation.constrained as constrained
 from _eval_fixtures import FakeMLLM
 from modgap.errors import ConfigError
-from modgap.evaluation.runner import run_items
+from modgap.evaluation.runner import GENERATION_CHECK, run_items
 from modgap.evaluation.score import score_records
 
 
@@ -51,7 +51,15 @@ def test_unparseable_rambling_is_scored_by_its_choice_not_as_wrong(items, monkey
     assert scores["pope"]["accuracy"] == 0.5
     assert scores["choice"]["accuracy_all_rotations"] == 0.25  # letter A: chance
     assert scores["parse_rate"] == 1.0 and scores["free_parse_rate"] == 0.0
-    assert all(r["output"] == "I cannot see images." for r in records)  # the free text is kept
+    # Free text is generated (and kept) for the generation check only: the first GENERATION_CHECK
+    # items of each constrained task; captions are always generated.
+    for task in ("pope", "choice"):
+        rows = [r for r in records if r["task"] == task]
+        checked = [r for r in rows if r["output"] is not None]
+        assert len(checked) == min(GENERATION_CHECK, len(rows))
+        assert all(r["output"] == "I cannot see images." and r["parsed_free"] is None for r in checked)
+        assert all("parsed_free" not in r for r in rows if r["output"] is None)
+    assert all(r["output"] == "I cannot see images." for r in records if r["task"] == "caption")
 
 
 def test_unknown_scoring_is_refused(items):
@@ -77,3 +85,21 @@ def test_circular_mc_is_not_identically_zero_above_chance(items):
     assert choice["accuracy_all_rotations"] > 0.5
     assert choice["circular_accuracy"] >= len(known) / (2 * len(known) + 1) > 0
     assert choice["circular_expected_if_independent"] < choice["circular_accuracy"]
+
+
+def test_generation_check_counts_only_checked_items(items, monkeypatch):
+    """The free-text parse rate and the free/constrained agreement are over the checked items: a model
+    whose first two answers per task are parseable and agree, under a check of two, scores 1.0 on
+    both, however the unchecked (never generated) items would have read."""
+    monkeypatch.setattr(constrained, "choose", lambda m, e, p, options, **_: [o[0] for o in options])
+    model = FakeMLLM(lambda q, e: "A" if "A." in q else "yes")
+    records = run_items(model, items, None, scoring="constrained", generation_check=2)
+    scores = score_records(records)
+    for task in ("pope", "choice"):
+        assert sum(r["output"] is not None for r in records if r["task"] == task) == 2
+    assert scores["free_parse_rate"] == 1.0 and scores["free_agreement"] == 1.0
+    nothing = run_items(model, items, None, scoring="constrained", generation_check=0)
+    assert all(r["output"] is None for r in nothing if r["task"] != "caption")
+    assert score_records(nothing)["free_agreement"] is None
+    with pytest.raises(ConfigError, match="generation_check"):
+        run_items(model, items, None, scoring="constrained", generation_check=-1)

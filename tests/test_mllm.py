@@ -138,6 +138,14 @@ def test_config_presets_and_errors() -> None:
         load_config({"stage1": {"learning_rate": 1.0}})
     with pytest.raises(ConfigError, match="finetune"):
         load_config({"stage2": {"finetune": "everything"}})
+    with pytest.raises(ConfigError, match=r"stage1\.mixed_precision"):
+        load_config({"stage1": {"mixed_precision": "int8"}})
+    with pytest.raises(ConfigError, match=r"stage2\.projector_lr"):
+        load_config({"stage2": {"projector_lr": 0.0}})
+    with pytest.raises(ConfigError, match=r"instructions\.negatives"):
+        load_config({"instructions": {"negatives": "popular"}})
+    embedded = load_config("embedded")
+    assert (embedded.stage2.finetune, embedded.instructions.negatives) == ("lora", "frequency")
 
 
 def test_missing_or_nan_substitutes_stop_before_training(tiny: dict[str, Path], tmp_path: Path) -> None:

@@ -206,10 +206,12 @@ EVAL_RUN_SOURCES = eval_run_sources()
 
 def eval_models():
     """(model, condition) pairs: every regime under each configured condition; the stage-1 probes
-    with real images; the base LLM blind (B1)."""
+    with real images, and with shuffled ones when that condition is configured (the Stage-1 gate);
+    the base LLM blind (B1)."""
     pairs = [(regime, cond) for regime in MLLM_REGIMES for cond in EVAL["conditions"]]
     if EVAL.get("stage1_probe", True):
-        pairs += [(f"stage1-{source}", "image") for source in STAGE1_SOURCES]
+        probe_conditions = [c for c in ("image", "shuffled") if c == "image" or c in EVAL["conditions"]]
+        pairs += [(f"stage1-{source}", cond) for source in STAGE1_SOURCES for cond in probe_conditions]
     if EVAL.get("base_llm", True) and MLLM_REGIMES:
         pairs.append(("base-llm", "blind"))
     return pairs
@@ -231,7 +233,8 @@ def eval_tasks(wildcards):
         return EVAL_TASKS["probe"]
     if wildcards.model == "base-llm":
         return EVAL_TASKS["base"]
-    return EVAL_TASKS["mllm_image" if wildcards.condition == "image" else "mllm_control"]
+    # Shuffled images get every task, captions included: images - shuffled is the measure of image use.
+    return EVAL_TASKS["mllm_image" if wildcards.condition in ("image", "shuffled") else "mllm_control"]
 
 
 def eval_score_files(enc, ds):

@@ -9,7 +9,7 @@ spellings of each option's first token ("Yes", " yes", ...), after the same prom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ def choose(
     *,
     batch_size: int = 16,
     template: str | None = None,
+    on_batch: Callable[[int], Any] | None = None,
 ) -> list[str]:
     """One forward pass per batch; returns, per prompt, the option with the highest log-probability."""
     import torch
@@ -83,4 +84,6 @@ def choose(
             for row, opts in enumerate(options[start : start + batch_size]):
                 best, _ = pick(logprobs[row], [spellings(tok, o) for o in opts])
                 out.append(opts[best])
+            if on_batch is not None:  # progress: rows done
+                on_batch(len(chunk))
     return out

@@ -41,6 +41,7 @@ def score_records(records: Sequence[Mapping[str, Any]], *, resamples: int = 1000
     scored = rule_scored_records(records)
     out["parse_rate"] = parse_rate(scored)
     out["free_parse_rate"] = parse_rate(scored, key="parsed_free")
+    out["free_agreement"] = free_agreement(scored)
     return out
 
 
@@ -53,7 +54,19 @@ def rule_scored_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[st
 def parse_rate(records: Sequence[Mapping[str, Any]], key: str = "parsed") -> float | None:
     """Share of rule-scored answers (POPE, MC) that are readable: below ~0.9 an accuracy mostly counts
     unparsed answers as wrong, so a claim built on it is not measurable. ``key='parsed_free'``: the
-    rule parse of the greedy text under constrained scoring (falls back to ``parsed``)."""
+    rule parse of the greedy text under constrained scoring, over the items whose text was generated
+    (the generation check); where no record has it (free scoring) it is the rate of ``parsed``."""
+    if key != "parsed" and any(key in r for r in records):
+        records = [r for r in records if key in r]
     if not records:
         return None
     return float(np.mean([r.get(key, r["parsed"]) is not None for r in records]))
+
+
+def free_agreement(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Under constrained scoring: the share of generation-checked answers whose free-text parse is the
+    option the log-likelihoods chose (None without checked records)."""
+    checked = [r for r in records if "parsed_free" in r]
+    if not checked:
+        return None
+    return float(np.mean([r["parsed_free"] == r["parsed"] for r in checked]))

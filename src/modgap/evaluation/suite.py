@@ -74,7 +74,7 @@ def build_suite(
     vocabulary = sorted(train_labels) or sorted({lab for img in images for lab in img["labels"]})
     popular = sorted(vocabulary, key=lambda lab: (-train_labels[lab], lab))
     order = np.random.default_rng(p["seed"]).permutation(len(images))
-    ctx = SuiteContext([images[i] for i in order], vocabulary, popular, p, similarity)
+    ctx = SuiteContext([images[i] for i in order], vocabulary, popular, p, similarity, dict(train_labels))
     items: list[BenchItem] = []
     for task in registered_tasks():
         items += task.build(ctx)

@@ -18,6 +18,7 @@ import yaml
 
 from modgap.errors import ModgapError
 from modgap.evaluation.answers import mcnemar
+from modgap.evaluation.image_use import image_use, stage1_gate
 from modgap.evaluation.io import read_jsonl
 from modgap.evaluation.runner import CONDITIONS
 from modgap.evaluation.score import parse_rate, rule_scored_records
@@ -209,6 +210,9 @@ def _run_summary(
             if condition != "image":
                 ci = _interval_of(eval_root, enc, ds, llm, name, condition)
                 row.update({f"{condition}_{k}": v for k, v in ci.items()})
+        use = _image_use_of(eval_root, enc, ds, llm, name)
+        if use:
+            row["image_use"] = use
         reference = find_regime(regimes, "identity", spec.get("stage2", "image"))
         if reference and reference != name and reference in scores and "image" in scores[name]:
             row["mcnemar"] = paired_tests(eval_root, enc, ds, llm, name, reference)
@@ -216,9 +220,12 @@ def _run_summary(
     for source in sources:
         probe = scores.get(f"stage1-{source}", {}).get("image")
         if probe:
+            use = _image_use_of(eval_root, enc, ds, llm, f"stage1-{source}").get("caption")
             summary["probes"][source] = {
                 **probe["caption"],
                 "geometry": {k: geometry.get(source, {}).get(k) for k in GEOMETRY},
+                "image_use": use,
+                "gate": stage1_gate(use),
             }
     if "base-llm" in scores:
         summary["base_llm"] = {
@@ -237,6 +244,14 @@ def _interval_of(
     records = read_jsonl(path)
     # recomputed from the records, so score files written before parse_rate existed still report it
     return {**avg_interval(records), "parse_rate": parse_rate(rule_scored_records(records))}
+
+
+def _image_use_of(eval_root: str | os.PathLike[str], enc: str, ds: str, llm: str, model: str) -> dict[str, Any]:
+    """Image − shuffled comparisons of one model (empty without both sample files)."""
+    root = Path(eval_root) / enc / ds / llm / model
+    if not (root / "image.jsonl").is_file() or not (root / "shuffled.jsonl").is_file():
+        return {}
+    return image_use(read_jsonl(root / "image.jsonl"), read_jsonl(root / "shuffled.jsonl"))
 
 
 def _align_geometry(path: Path) -> dict[str, dict[str, float]]:
@@ -260,6 +275,7 @@ def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str,
                 else None,
                 "blind Avg": row.get("blind_avg"),
                 "B2 gap": row.get("blind_gap"),
+                **_use_columns(row.get("image_use") or {}),
                 **{k: v for task in registered_tasks() for k, v in task.test_columns(row.get("mcnemar") or {}).items()},
                 "Δµ held-out (stage-1 input)": row["geometry"].get("delta_mu"),
             }
@@ -278,6 +294,22 @@ def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str,
     return pd.DataFrame(rows)
 
 
+def _use_columns(use: Mapping[str, Any]) -> dict[str, Any]:
+    """Image use (image − shuffled) columns of the regime table."""
+    pope, choice, caption = use.get("pope") or {}, use.get("choice") or {}, use.get("caption") or {}
+    return {
+        "POPE img−shuf": _difference(pope),
+        "POPE img−shuf p": pope.get("p_value"),
+        "MC circ img−shuf": _difference(choice),
+        "MC circ img−shuf p": choice.get("p_value"),
+        "mention img−shuf": _get(caption, "mention_recall", "difference"),
+    }
+
+
+def _difference(part: Mapping[str, Any]) -> float | None:
+    return part["image"] - part["shuffled"] if part else None
+
+
 def _probe_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for source, probe in summary["probes"].items():
@@ -289,6 +321,11 @@ def _probe_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
                 "CIDEr-D 95% CI": _interval(probe.get("cider_d_ci")),
                 "BLEU-4": probe["bleu4"],
                 "mention recall": probe.get("mention_recall"),
+                "mention recall, shuffled": _get(probe, "image_use", "mention_recall", "shuffled"),
+                "mention Δ 95% CI": _interval(_get(probe, "image_use", "mention_recall", "ci")),
+                "CIDEr-D, shuffled": _get(probe, "image_use", "cider_d", "shuffled"),
+                "CIDEr-D Δ 95% CI": _interval(_get(probe, "image_use", "cider_d", "ci")),
+                "gate": {True: "passed", False: "failed", None: "—"}[(probe.get("gate") or {}).get("passed")],
                 "Δµ held-out": g.get("delta_mu"),
                 "M_X": g.get("M_X"),
                 "Φ": g.get("Phi"),

@@ -1,15 +1,11 @@
-"""Captioning metrics with one fixed tokenizer: corpus BLEU-4 (Papineni et al. 2002, closest
-reference length) and CIDEr-D (Vedantam et al. 2015: clipped n-gram counts, Gaussian length
-penalty σ = 6, idf from the reference corpus, ×10), as the COCO caption toolkit computes them."""
+"""Captioning metrics through the COCO caption toolkit (pycocoevalcap): corpus BLEU-4 (Papineni et al.
+2002) and CIDEr-D (Vedantam et al. 2015), on text tokenized by one fixed tokenizer, and category-mention
+recall."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
-
-import numpy as np
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -19,71 +15,42 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+def _coco_inputs(
+    candidates: Mapping[str, str], references: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The toolkit's (gts, res) dictionaries, every text already tokenized and space-joined (its
+    own PTB tokenizer needs Java; :func:`tokenize` is the fixed stand-in)."""
+    _same_keys(candidates, references)
+    gts = {k: [" ".join(tokenize(r)) for r in references[k]] for k in candidates}
+    res = {k: [" ".join(tokenize(candidates[k]))] for k in candidates}
+    return gts, res
 
 
 def bleu(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]], max_n: int = 4) -> float:
-    """Corpus-level BLEU-``max_n``: clipped n-gram precisions pooled over the corpus, geometric mean,
-    brevity penalty against the reference length closest to each candidate's length."""
-    _same_keys(candidates, references)
-    matched = np.zeros(max_n)
-    total = np.zeros(max_n)
-    cand_len = ref_len = 0
-    for key, cand in candidates.items():
-        hyp = tokenize(cand)
-        refs = [tokenize(r) for r in references[key]]
-        cand_len += len(hyp)
-        ref_len += min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]
-        for n in range(1, max_n + 1):
-            counts = ngrams(hyp, n)
-            max_ref: Counter[tuple[str, ...]] = Counter()
-            for r in refs:
-                max_ref |= ngrams(r, n)
-            matched[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
-            total[n - 1] += max(len(hyp) - n + 1, 0)
-    if cand_len == 0 or np.any(matched == 0):
+    """Corpus-level BLEU-``max_n`` (pycocoevalcap's scorer: clipped n-gram precisions pooled over the
+    corpus, brevity penalty against the closest reference length)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    if not candidates:
         return 0.0
-    log_precision = float(np.mean(np.log(matched / total)))
-    brevity = 1.0 if cand_len > ref_len else math.exp(1.0 - ref_len / cand_len)
-    return brevity * math.exp(log_precision)
+    gts, res = _coco_inputs(candidates, references)
+    if not any(r[0] for r in res.values()):
+        return 0.0  # the toolkit divides by the candidate length
+    scores, _ = Bleu(max_n).compute_score(gts, res, verbose=0)
+    return float(scores[max_n - 1])
 
 
-def cider_d(
-    candidates: Mapping[str, str], references: Mapping[str, Sequence[str]], *, sigma: float = 6.0, max_n: int = 4
-) -> tuple[float, dict[str, float]]:
-    """CIDEr-D: corpus mean and per-item scores. Document frequencies come from the reference sets
-    of the evaluated corpus (one document per item), so a corpus of one item scores 0 by design."""
-    _same_keys(candidates, references)
-    keys = list(candidates)
-    refs_tok = {k: [tokenize(r) for r in references[k]] for k in keys}
-    doc_freq: Counter[tuple[str, ...]] = Counter()
-    for k in keys:
-        doc_freq.update({g for r in refs_tok[k] for n in range(1, max_n + 1) for g in ngrams(r, n)})
-    log_docs = math.log(float(len(keys)))
+def cider_d(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> tuple[float, dict[str, float]]:
+    """CIDEr-D (pycocoevalcap's ``Cider``, the COCO toolkit's CIDEr-D: clipped n-gram counts, Gaussian
+    length penalty σ = 6, idf from the evaluated corpus's references, ×10): corpus mean and per-item
+    scores. A corpus of one item scores 0 by design (every n-gram has document frequency 1 of 1)."""
+    from pycocoevalcap.cider.cider import Cider
 
-    def vector(tokens: list[str]) -> tuple[list[dict[tuple[str, ...], float]], list[float], int]:
-        vecs, norms = [], []
-        for n in range(1, max_n + 1):
-            vec = {g: c * (log_docs - math.log(max(1.0, doc_freq[g]))) for g, c in ngrams(tokens, n).items()}
-            vecs.append(vec)
-            norms.append(math.sqrt(sum(v * v for v in vec.values())))
-        return vecs, norms, len(tokens)
-
-    per_item: dict[str, float] = {}
-    for k in keys:
-        hyp_vec, hyp_norm, hyp_len = vector(tokenize(candidates[k]))
-        score = np.zeros(max_n)
-        for ref in refs_tok[k]:
-            ref_vec, ref_norm, ref_len = vector(ref)
-            penalty = math.exp(-((hyp_len - ref_len) ** 2) / (2 * sigma**2))
-            for n in range(max_n):
-                dot = sum(min(v, ref_vec[n].get(g, 0.0)) * ref_vec[n].get(g, 0.0) for g, v in hyp_vec[n].items())
-                if hyp_norm[n] and ref_norm[n]:
-                    score[n] += penalty * dot / (hyp_norm[n] * ref_norm[n])
-        per_item[k] = float(score.mean() / max(len(refs_tok[k]), 1) * 10.0)
-    mean = float(np.mean(list(per_item.values()))) if per_item else 0.0
-    return mean, per_item
+    if not candidates:
+        return 0.0, {}
+    gts, res = _coco_inputs(candidates, references)
+    mean, per_item = Cider().compute_score(gts, res)
+    return float(mean), {k: float(v) for k, v in zip(gts, per_item, strict=True)}
 
 
 def mentions(caption: str, phrases: Sequence[str]) -> bool:

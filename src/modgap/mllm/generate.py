@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,10 +63,12 @@ def generate(
     max_new_tokens: int = 32,
     batch_size: int = 16,
     template: str | None = None,
+    on_batch: Callable[[int], Any] | None = None,
 ) -> list[str]:
     """Greedy answers to ``prompts``, one per row of ``embeddings`` (``None``: no visual tokens,
     the blind-B2 ablation). Prompts are left-padded; decoding stops at eos (and at a newline for
-    the ``plain`` template, whose training target ends with one)."""
+    the ``plain`` template, whose training target ends with one). ``on_batch(rows)`` is called
+    after each batch (a progress bar's update)."""
     template = template or mllm.template
     model, tok = mllm.model, mllm.tokenizer
     if embeddings is not None and len(embeddings) != len(prompts):
@@ -109,4 +111,6 @@ def generate(
         for row in new:
             text = tok.decode(row, skip_special_tokens=True)
             outputs.append(text.split("\n")[0].strip() if template == "plain" else text.strip())
+        if on_batch is not None:  # progress: rows done
+            on_batch(len(chunk))
     return outputs

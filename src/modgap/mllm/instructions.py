@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,16 +103,23 @@ def instructions_for_item(
     choices: int = 4,
     negatives_per_item: int = 1,
     negative_pool: Sequence[str] | None = None,
+    frequencies: Mapping[str, int] | None = None,
 ) -> list[Instruction]:
     """All instructions for one item. ``negative_pool`` (default: the vocabulary) ranks the labels
     negatives come from: pass labels sorted by popularity or by text-embedding similarity for POPE's
-    popular/adversarial variants; the first absent ones are taken, otherwise they are sampled."""
+    popular/adversarial variants; the first absent ones are taken, otherwise they are sampled.
+
+    ``frequencies`` (label -> count) samples negatives and distractors in proportion to their count
+    instead of uniformly. A positive is a label drawn from an image, so its frequency follows the same
+    size-biased distribution: negatives then look as common as positives, and "answer yes when the
+    label is frequent" (0.79 on train with uniform negatives) carries no information."""
     if phrasing not in PHRASINGS:
         raise ConfigError(f"instructions phrasing must be one of {sorted(PHRASINGS)}, got {phrasing!r}")
     bank = PHRASINGS[phrasing]
     rng = _rng(seed, item_id)
     present = set(labels)
     absent = [v for v in vocabulary if v not in present]
+    weights = frequency_weights(absent, frequencies)
     out: list[Instruction] = []
     for task in tasks:
         pick = bank[task][int(rng.integers(len(bank[task])))]
@@ -127,7 +134,7 @@ def instructions_for_item(
                 ranked = [v for v in negative_pool if v not in present][:negatives_per_item]
             else:
                 k = min(negatives_per_item, len(absent))
-                ranked = [absent[i] for i in rng.choice(len(absent), size=k, replace=False)] if k else []
+                ranked = [absent[i] for i in rng.choice(len(absent), size=k, replace=False, p=weights)] if k else []
             for neg in ranked:
                 phr = bank[task][int(rng.integers(len(bank[task])))]
                 out.append(Instruction(item_id, task, phr.format(label=neg), "No", label=neg))
@@ -135,7 +142,7 @@ def instructions_for_item(
             if len(absent) < choices - 1:
                 continue
             truth = labels[int(rng.integers(len(labels)))]
-            distractors = [absent[i] for i in rng.choice(len(absent), size=choices - 1, replace=False)]
+            distractors = [absent[i] for i in rng.choice(len(absent), size=choices - 1, replace=False, p=weights)]
             options = [truth, *distractors]
             order = rng.permutation(len(options))
             options = [options[i] for i in order]
@@ -149,6 +156,14 @@ def instructions_for_item(
     return out
 
 
+def frequency_weights(absent: Sequence[str], frequencies: Mapping[str, int] | None) -> np.ndarray | None:
+    """Sampling probabilities over ``absent`` in proportion to frequency (None: uniform)."""
+    if frequencies is None or not absent:
+        return None
+    counts = np.array([max(int(frequencies.get(v, 0)), 1) for v in absent], dtype=np.float64)
+    return counts / counts.sum()
+
+
 def build_instructions(
     manifest: pd.DataFrame,
     *,
@@ -160,16 +175,22 @@ def build_instructions(
     negatives_per_item: int = 1,
     vocabulary: Sequence[str] | None = None,
     label_style: str = "leaf",
+    negatives: str = "uniform",
 ) -> list[Instruction]:
     """Instructions for every row of ``manifest`` (optionally only ``split``), in manifest order.
 
     ``vocabulary`` defaults to the labels of the selected rows, so train and test instructions draw
     distractors only from their own split unless the caller passes a shared vocabulary (in
-    ``label_style`` form). Labels are shown as :func:`label_text` gives them.
+    ``label_style`` form). Labels are shown as :func:`label_text` gives them. ``negatives``:
+    ``uniform`` or ``frequency`` (in proportion to the selected rows' label counts, see
+    :func:`instructions_for_item`).
     """
+    if negatives not in ("uniform", "frequency"):
+        raise ConfigError(f"instructions negatives must be 'uniform' or 'frequency', got {negatives!r}")
     rows = manifest if split is None else manifest[manifest["split"] == split]
     all_labels = [_labels(v, label_style) for v in rows["labels"]]
     vocab = list(vocabulary) if vocabulary is not None else label_vocabulary(all_labels)
+    frequencies = label_frequencies(all_labels) if negatives == "frequency" else None
     out: list[Instruction] = []
     for item_id, caption, labels in zip(rows["id"].astype(str), rows["caption"], all_labels, strict=True):
         out.extend(
@@ -183,6 +204,7 @@ def build_instructions(
                 phrasing=phrasing,
                 choices=choices,
                 negatives_per_item=negatives_per_item,
+                frequencies=frequencies,
             )
         )
     return out

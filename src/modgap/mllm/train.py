@@ -78,6 +78,7 @@ def _examples(cfg: MLLMConfig, stage: int, manifest_path: str | Path, table: Emb
                 choices=ins.choices,
                 negatives_per_item=ins.negatives_per_item,
                 label_style=ins.label_style,
+                negatives=ins.negatives,
             )
         ]
         table.rows([e.id for e in examples])  # fail now if an instruction's item has no embedding
@@ -270,6 +271,8 @@ def _accelerator(cfg: MLLMConfig, sc: StageConfig, out: Path) -> Any:
     accelerator = Accelerator(
         # Without CUDA, ranks started by torchrun/`accelerate launch --multi_gpu` become gloo CPU ranks.
         cpu=not torch.cuda.is_available(),
+        # "no" leaves the choice to the launch config (accelerate launch --mixed_precision / its YAML).
+        mixed_precision=None if sc.mixed_precision == "no" else sc.mixed_precision,
         gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=sc.grad_accum, sync_with_dataloader=False),
         step_scheduler_with_optimizer=False,  # stepped by hand once per optimiser step
         project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=False),
@@ -350,7 +353,7 @@ def _prepare(
         collate_fn=Collator(tokenizer.pad_token_id),
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=sc.lr, weight_decay=sc.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model, sc), lr=sc.lr, weight_decay=sc.weight_decay)
     scheduler = get_scheduler(
         sc.scheduler,
         optimizer,
@@ -359,6 +362,15 @@ def _prepare(
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     return _PreparedRun(model, optimizer, loader, scheduler, params, len(dataset), world, global_batch, total_steps)
+
+
+def _param_groups(model: VisualLM, sc: StageConfig) -> list[dict[str, Any]]:
+    """The projector at ``projector_lr`` (when set) and every other trainable weight at ``lr``."""
+    projector = [p for p in model.projector.parameters() if p.requires_grad]
+    own = {id(p) for p in projector}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+    groups = [{"params": projector, "lr": sc.projector_lr or sc.lr}]
+    return groups + ([{"params": rest, "lr": sc.lr}] if rest else [])
 
 
 def _register_checkpoint_hooks(accelerator: Any) -> None:

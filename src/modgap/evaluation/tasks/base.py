@@ -26,6 +26,7 @@ class SuiteContext:
     popular: Sequence[str]  # the vocabulary by training frequency, most frequent first
     params: Mapping[str, Any]  # eval.suite merged over every task's defaults
     similarity: LabelSimilarity | None
+    frequencies: Mapping[str, int] | None = None  # training-split count of each label
 
     @property
     def labelled(self) -> list[Mapping[str, Any]]:

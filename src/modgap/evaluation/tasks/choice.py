@@ -15,7 +15,7 @@ from modgap.evaluation.answers import bootstrap_ci, parse_choice
 from modgap.evaluation.items import BenchItem, image_rng
 from modgap.evaluation.tasks import register_task
 from modgap.evaluation.tasks.base import Record, SuiteContext, Task
-from modgap.mllm.instructions import LETTERS, PHRASINGS
+from modgap.mllm.instructions import LETTERS, PHRASINGS, frequency_weights
 
 
 @register_task
@@ -43,7 +43,10 @@ class Choice(Task):
         present = set(img["labels"])
         absent = [lab for lab in ctx.vocabulary if lab not in present]
         truth = img["labels"][int(rng.integers(len(img["labels"])))]
-        distractors = [absent[i] for i in rng.choice(len(absent), size=p["choices"] - 1, replace=False)]
+        weights = frequency_weights(absent, ctx.frequencies)
+        # Distractors as frequent as true labels (sampled by training frequency): with uniform ones
+        # "pick the most frequent option" scored 0.817 without looking at the image.
+        distractors = [absent[i] for i in rng.choice(len(absent), size=p["choices"] - 1, replace=False, p=weights)]
         options = [truth, *distractors]
         options = [options[i] for i in rng.permutation(len(options))]
         rotations = range(len(options)) if p["circular"] else range(1)
@@ -91,13 +94,18 @@ class Choice(Task):
             # not a scoring bug; a model that knows an image's answer gets all its rotations right.
             "circular_expected_if_independent": float(np.mean([r["correct"] for r in rows])) ** rotations,
             "unparsed": float(np.mean([r["parsed"] is None for r in rows])),
+            **position_bias(rows),
             "n_items": len(groups),
             "rotations": rotations,
         }
 
     def summary(self, score: Mapping[str, Any] | None) -> dict[str, Any]:
         score = score or {}
-        return {"choice_accuracy": score.get("accuracy"), "choice_circular_accuracy": score.get("circular_accuracy")}
+        return {
+            "choice_accuracy": score.get("accuracy"),
+            "choice_circular_accuracy": score.get("circular_accuracy"),
+            "choice_position_bias": score.get("position_bias"),
+        }
 
     def table_columns(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return {"MC acc": row.get("choice_accuracy"), "MC circular": row.get("choice_circular_accuracy")}
@@ -118,3 +126,16 @@ class Choice(Task):
 
     def average_of(self, outcomes: Sequence[Any]) -> float | None:
         return float(np.mean(outcomes)) if len(outcomes) else None
+
+
+def position_bias(rows: Sequence[Record]) -> dict[str, Any]:
+    """How often each letter is chosen and is right: a model that always answers "D" has
+    ``position_bias`` 1 - 1/k; a balanced suite has every ``truth_share`` near 1/k."""
+    letters = LETTERS[: len(rows[0]["options"])]
+    chosen = {x: float(np.mean([r["parsed"] == x for r in rows])) for x in letters}
+    truth = {x: float(np.mean([r["answer"] == x for r in rows])) for x in letters}
+    return {
+        "chosen_share": chosen,
+        "truth_share": truth,
+        "position_bias": float(max(abs(v - 1.0 / len(letters)) for v in chosen.values())),
+    }

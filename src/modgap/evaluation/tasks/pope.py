@@ -99,11 +99,17 @@ class Pope(Task):
             out[strategy] = metrics
         out["accuracy"] = float(np.mean([out[s]["accuracy"] for s in strategies])) if strategies else None
         out["f1"] = float(np.mean([out[s]["f1"] for s in strategies])) if strategies else None
+        # Answer bias: the mean over strategies of each balanced set's yes share (0.5 when unbiased).
+        out["yes_ratio"] = float(np.mean([out[s]["yes_ratio"] for s in strategies])) if strategies else None
         return out
 
     def summary(self, score: Mapping[str, Any] | None) -> dict[str, Any]:
         score = score or {}
-        return {"pope_accuracy": score.get("accuracy"), "pope_f1": score.get("f1")}
+        return {
+            "pope_accuracy": score.get("accuracy"),
+            "pope_f1": score.get("f1"),
+            "pope_yes_ratio": score.get("yes_ratio"),
+        }
 
     def detail(self, score: Mapping[str, Any] | None) -> dict[str, Any]:
         score = score or {}
