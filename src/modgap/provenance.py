@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
 from functools import cache
@@ -82,7 +83,12 @@ def environment() -> dict[str, Any]:
     record = lock_record_path()
     lock = json.loads(record.read_text(encoding="utf-8"))["lock_sha256"] if record.is_file() else None
     versions = {"python": platform.python_version(), **{d: _version(d) for d in TRACKED_DISTRIBUTIONS}}
-    return {"lock_sha256": lock, "platform": f"{platform.system()}-{platform.machine()}", "versions": versions}
+    return {
+        "lock_sha256": lock,
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "versions": versions,
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),  # the BLAS branch pinned by modgap.determinism
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
