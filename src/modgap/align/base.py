@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
@@ -26,7 +26,14 @@ from threadpoolctl import threadpool_limits
 from modgap import __version__
 from modgap.align.paramrules import ALIGN_RULES
 from modgap.align.source import EmbeddingSource, SourceLike
-from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError, NonFiniteError
+from modgap.errors import (
+    ConfigError,
+    InvalidEmbeddingsError,
+    InvalidStateError,
+    MissingInputError,
+    ModgapError,
+    NonFiniteError,
+)
 from modgap.io import atomic_path, read_json, write_bytes_atomic, write_json_atomic
 from modgap.paramcheck import check_params
 
@@ -282,17 +289,19 @@ class AlignMethod(BaseEstimator):
         from modgap.align.classes import method_class  # late: the classes import this module
 
         directory = Path(directory)
+        info, arrays = _read_state(directory)
+        json_path = directory / STATE_JSON
+        if cls is not AlignMethod and info["method"] != cls.method:
+            raise InvalidStateError(f"{json_path}: holds a {info['method']!r} state, not {cls.method!r}")
         try:
-            info = read_json(directory / STATE_JSON)
-            arrays = load_file(str(directory / STATE_ARRAYS))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidEmbeddingsError(f"{directory}: cannot read fitted alignment state: {exc}") from exc
-        klass = method_class(info["method"]) if cls is AlignMethod else cls
-        obj = klass(**info["params"])
+            klass = method_class(info["method"]) if cls is AlignMethod else cls
+            obj = klass(**info["params"])
+        except ConfigError as exc:  # an unknown method or parameter, or an invalid value
+            raise InvalidStateError(f"{json_path}: {exc}") from exc
         obj.name = info.get("name", obj.method)
         missing = sorted(set(info["arrays"]) - set(arrays))
         if missing:
-            raise InvalidEmbeddingsError(f"{directory / STATE_ARRAYS}: missing arrays {missing}")
+            raise InvalidStateError(f"{directory / STATE_ARRAYS}: missing arrays {missing} (listed in {json_path})")
         # safetensors does not keep 0-d shapes: restore the recorded ones.
         obj.state_ = {k: np.asarray(v).reshape(info["arrays"][k]) for k, v in arrays.items()}
         obj.meta_ = info["meta"]
@@ -310,6 +319,33 @@ class AlignMethod(BaseEstimator):
         ]
         offset = start - first * NOISE_BLOCK_ROWS
         return np.concatenate(blocks)[offset : offset + n]
+
+
+def _read_state(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``state.json`` and the arrays of a saved fit; every failure names the file and what is wrong."""
+    json_path, arrays_path = directory / STATE_JSON, directory / STATE_ARRAYS
+    for path in (json_path, arrays_path):
+        if not path.is_file():
+            raise MissingInputError(f"{path}: fitted alignment state does not exist (written by `modgap align run`)")
+    try:
+        info = read_json(json_path)
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or UTF-8
+        raise InvalidStateError(f"{json_path}: unreadable alignment state: {exc}") from exc
+    if not isinstance(info, dict):
+        raise InvalidStateError(f"{json_path}: expected a JSON object, got {type(info).__name__}")
+    kinds = {"method": str, "name": str, "params": dict, "arrays": dict, "meta": dict}
+    for key, kind in kinds.items():
+        if key not in info and key != "name":  # 'name' is optional (older states)
+            raise InvalidStateError(f"{json_path}: lacks the key {key!r}")
+        if key in info and not isinstance(info[key], kind):
+            raise InvalidStateError(
+                f"{json_path}: {key!r} must be a JSON {'string' if kind is str else 'object'}, got {info[key]!r:.60}"
+            )
+    try:
+        arrays = load_file(str(arrays_path))
+    except (OSError, SafetensorError) as exc:
+        raise InvalidStateError(f"{arrays_path}: unreadable safetensors arrays: {exc}") from exc
+    return info, arrays
 
 
 def _checked_init(init: Any) -> Any:
