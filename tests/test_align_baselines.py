@@ -64,10 +64,10 @@ def test_c3_zero_noise_is_mean_shift_and_noise_is_seeded():
 def test_c3_noise_norm_is_scaled_with_d(d):
     """By default sigma = noise_norm / sqrt(d): the noise norm is the same at every dimension."""
     model = make("c3", {"noise_norm": 0.3})
-    assert model.sigma(d) * np.sqrt(d) == pytest.approx(0.3)
+    assert model.noise_std(d) * np.sqrt(d) == pytest.approx(0.3)
     draw = model._draw(0, 2000, d, "")
     assert np.mean(np.linalg.norm(draw, axis=1)) == pytest.approx(0.3, rel=0.05)
-    assert make("c3", {"sigma": 0.1}).sigma(d) == 0.1  # an explicit sigma overrides
+    assert make("c3", {"sigma": 0.1}).noise_std(d) == 0.1  # an explicit sigma overrides
 
 
 def test_capdec_noise_statistics_and_ball():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from modgap.align import REGISTRY, AlignMethod, make
-from modgap.errors import ConfigError, InvalidEmbeddingsError
+from modgap.errors import ConfigError, InvalidEmbeddingsError, InvalidStateError, MissingInputError
 from test_align_data import gapped
 
 X = gapped(600, seed=1, modality="image")
@@ -70,3 +72,35 @@ def test_transform_never_modifies_its_input():
         params = FAST_ANISO if name == "anisoalign" else {}
         make(name, params).fit(X, y64).transform(y64)
         assert np.array_equal(y64, keep), name
+
+
+def test_load_errors_name_the_file_and_what_is_wrong(tmp_path):
+    with pytest.raises(MissingInputError, match=r"nowhere/state.json: fitted alignment state does not exist"):
+        AlignMethod.load(tmp_path / "nowhere")
+    make("realign").fit(X, Y).save(tmp_path / "m")
+    state_json, arrays = tmp_path / "m" / "state.json", tmp_path / "m" / "state.safetensors"
+    good_json, good_arrays = state_json.read_text(), arrays.read_bytes()
+    arrays.write_bytes(b"not safetensors")
+    with pytest.raises(InvalidStateError, match=r"m/state.safetensors: unreadable safetensors arrays"):
+        AlignMethod.load(tmp_path / "m")
+    arrays.write_bytes(good_arrays)
+    state_json.write_text("{")
+    with pytest.raises(InvalidStateError, match=r"m/state.json: unreadable alignment state"):
+        AlignMethod.load(tmp_path / "m")
+    for edit, message in [
+        (lambda d: d.pop("params"), "lacks the key 'params'"),
+        (lambda d: d.update(method=["realign"]), "'method' must be a JSON string"),
+        (lambda d: d.update(method="nope"), "unknown alignment method class 'nope'"),
+        (lambda d: d["params"].update(bogus=1), r"unknown parameter\(s\) \['bogus'\]"),
+        (lambda d: d["params"].update(eps=-1.0), "eps must be a number >= 0"),
+        (lambda d: d["arrays"].update(extra=[3]), r"state.safetensors: missing arrays \['extra'\]"),
+    ]:
+        info = json.loads(good_json)
+        edit(info)
+        state_json.write_text(json.dumps(info))
+        with pytest.raises(InvalidStateError, match=message):
+            AlignMethod.load(tmp_path / "m")
+    state_json.write_text(good_json)
+    with pytest.raises(InvalidStateError, match="holds a 'realign' state, not 'coral'"):
+        REGISTRY["coral"].cls.load(tmp_path / "m")
+    assert np.array_equal(AlignMethod.load(tmp_path / "m").transform(Y), make("realign").fit(X, Y).transform(Y))

@@ -80,3 +80,11 @@ def test_stats_errors_are_one_line(embeddings, tmp_path, capsys):
     assert "not a paired split" in capsys.readouterr().err
     assert main([*argv, "--out-dir", str(tmp_path / "o"), "--params", '{"nope": 1}']) == 2
     assert "unknown key 'nope'" in capsys.readouterr().err
+
+
+def test_report_names_a_missing_input(tmp_path):
+    from modgap.errors import MissingInputError
+    from modgap.gap.report import load_run
+
+    with pytest.raises(MissingInputError, match=r"stats.json: gap statistics missing \(run `modgap gap stats` first\)"):
+        load_run(tmp_path)

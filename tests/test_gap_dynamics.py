@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modgap.errors import InvalidEmbeddingsError
+from modgap.errors import InvalidEmbeddingsError, MissingInputError
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "yellow": (230, 220, 40)}
 SHAPES = ("square", "circle", "bar")
@@ -93,5 +93,5 @@ def test_dynamics_rejects_small_probe(fake_manifest, tmp_path):
 
     with pytest.raises(InvalidEmbeddingsError, match=r"probe splits .* hold \d+ pairs; .* at least 6400"):
         run_dynamics(fake_manifest, tmp_path / "dyn", {"steps": 2, "min_probe_factor": 100})
-    with pytest.raises(InvalidEmbeddingsError, match="manifest does not exist"):
+    with pytest.raises(MissingInputError, match=r"nope.parquet: manifest does not exist"):
         run_dynamics(tmp_path / "nope.parquet", tmp_path / "dyn", {"steps": 2})

@@ -17,6 +17,18 @@ class InvalidEmbeddingsError(ModgapError):
     """Embeddings contain NaN/Inf, zero rows, the wrong dimension or too few samples."""
 
 
+class MissingInputError(ModgapError):
+    """A required input file or folder does not exist; the message names it and what writes it."""
+
+
+class ManifestError(ModgapError):
+    """A dataset manifest is unreadable, lacks columns, has duplicate ids or an empty/invalid split."""
+
+
+class InvalidStateError(ModgapError):
+    """A saved fitted state (``state.json`` + ``state.safetensors``) is unreadable, incomplete or inconsistent."""
+
+
 class DownloadError(ModgapError):
     """A remote resource could not be fetched or is incomplete."""
 

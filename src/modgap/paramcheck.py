@@ -16,8 +16,11 @@ from typing import Any
 from modgap.errors import ConfigError
 
 
-class ParamError(ConfigError):
-    """A hyper-parameter has the wrong type or is out of range; ``key`` is its name."""
+class ParamError(ConfigError, ValueError):
+    """A hyper-parameter has the wrong type or is out of range; ``key`` is its name.
+
+    Also a ``ValueError``, as scikit-learn's own parameter errors are (its ``set_params`` checks expect one).
+    """
 
     def __init__(self, key: str, reason: str, label: str = "") -> None:
         self.key, self.reason = key, reason

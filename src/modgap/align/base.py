@@ -8,7 +8,8 @@ returns unit-norm float32 substitutes; ``save``/``load`` round-trip the fitted s
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
+import inspect
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -17,13 +18,22 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from modgap import __version__
 from modgap.align.paramrules import ALIGN_RULES
-from modgap.align.source import DEFAULT_CHUNK_ROWS, EmbeddingSource, SourceLike
-from modgap.errors import ConfigError, InvalidEmbeddingsError, ModgapError, NonFiniteError
+from modgap.align.source import EmbeddingSource, SourceLike
+from modgap.errors import (
+    ConfigError,
+    InvalidEmbeddingsError,
+    InvalidStateError,
+    MissingInputError,
+    ModgapError,
+    NonFiniteError,
+)
 from modgap.io import atomic_path, read_json, write_bytes_atomic, write_json_atomic
 from modgap.paramcheck import check_params
 
@@ -42,8 +52,14 @@ class Param:
     doc: str
 
 
-class AlignMethod:
+class AlignMethod(BaseEstimator):
     """Base class. Subclasses set ``method`` and ``PARAMS`` and implement ``_fit``/``_transform_block``.
+
+    scikit-learn contract: each subclass's ``__init__`` takes one keyword-only argument per ``PARAMS``
+    key, with the same default, and stores it unchanged under its name (checked when the class is
+    defined), so ``get_params``, ``set_params`` and ``sklearn.base.clone`` work. Unlike scikit-learn,
+    the constructor and ``set_params`` validate (``ConfigError`` naming the method and parameter):
+    a bad config fails before a long fit starts.
 
     Methods with a set-level step (a mean over the set being transformed: ReAlign step 3, BC step 3,
     Unicorn, AnisoAlign calibration) name the stored mean in ``set_mean_key`` and implement
@@ -55,23 +71,74 @@ class AlignMethod:
     min_fit_rows: ClassVar[int] = 1
     set_mean_key: ClassVar[str | None] = None
     stochastic: ClassVar[bool] = False
+    chunk_rows: int  # a hyper-parameter of every method: rows per streamed chunk
 
-    def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.PARAMS))
-        if unknown:
-            raise ConfigError(
-                f"align method {self.method!r}: unknown parameter(s) {unknown}; known: {sorted(self.PARAMS)}"
-            )
-        self.params: dict[str, Any] = {k: p.default for k, p in self.PARAMS.items()}
-        self.params.update(params)
-        # Types and ranges first (registry-level schema), so _check_params may rely on them.
+    # Fitted state: absent from an unfitted instance's own attributes (set by fit/load), as in scikit-learn.
+    state_: dict[str, np.ndarray] | None = None
+    meta_: dict[str, Any]
+    timing_: dict[str, float]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = _checked_init(cls.__init__)  # type: ignore[method-assign]
+        _check_signature(cls)
+
+    def _set_init_params(self, values: Mapping[str, Any]) -> None:
+        """Store each ``PARAMS`` argument unchanged under its own name (a subclass ``__init__``'s ``locals()``)."""
+        for key in self.PARAMS:
+            setattr(self, key, values[key])
+
+    def _check_all_params(self) -> None:
+        """Types and ranges (registry-level schema) first, so ``_check_params`` may rely on them."""
         defaults = {k: p.default for k, p in self.PARAMS.items()}
         check_params(self.params, defaults, ALIGN_RULES, f"align method {self.method!r}")
         self._check_params()
-        self.state_: dict[str, np.ndarray] | None = None
-        self.meta_: dict[str, Any] = {}
-        self.timing_: dict[str, float] = {}
-        self.name = self.method  # the registry name (a preset such as 'realign_anchor' sets it)
+
+    @classmethod
+    def _reject_unknown(cls, params: Mapping[str, Any]) -> None:
+        unknown = sorted(set(params) - set(cls.PARAMS))
+        if unknown:
+            raise ConfigError(
+                f"align method {cls.method!r}: unknown parameter(s) {unknown}; known: {sorted(cls.PARAMS)}"
+            )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters in ``PARAMS`` order (a fresh dict: change them with ``set_params``)."""
+        return {k: getattr(self, k) for k in self.PARAMS}
+
+    @property
+    def name(self) -> str:
+        """The registry name: the method, or a preset such as 'realign_anchor' (set by ``registry.make``)."""
+        return self.__dict__.get("_name", self.method)
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
+    def set_params(self, **params: Any) -> Self:
+        """Set hyper-parameters, validated as in the constructor; on an error nothing changes."""
+        self._reject_unknown(params)
+        old = self.params
+        for key, value in params.items():
+            setattr(self, key, value)
+        try:
+            self._check_all_params()
+        except ConfigError:
+            for key, value in old.items():
+                setattr(self, key, value)
+            raise
+        return self
+
+    def __sklearn_clone__(self) -> Self:
+        # A preset clones to the same preset: the registry name is not a hyper-parameter.
+        new = super().__sklearn_clone__()
+        new.name = self.name
+        return new
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.state_ is not None
 
     # ----------------------------------------------------------------- subclass hooks
     def _check_params(self) -> None:
@@ -103,13 +170,6 @@ class AlignMethod:
         """Rebuild non-array state (e.g. torch modules) from ``state_`` after ``load``."""
 
     # ----------------------------------------------------------------- public API
-    @property
-    def chunk_rows(self) -> int:
-        return int(self.params.get("chunk_rows", DEFAULT_CHUNK_ROWS))
-
-    def get_params(self) -> dict[str, Any]:
-        return dict(self.params)
-
     def _min_fit_rows(self, dim: int) -> int:
         """Fewest statistics rows the method's estimates are defined for (a covariance needs d + 1)."""
         return self.min_fit_rows
@@ -229,20 +289,23 @@ class AlignMethod:
         from modgap.align.classes import method_class  # late: the classes import this module
 
         directory = Path(directory)
+        info, arrays = _read_state(directory)
+        json_path = directory / STATE_JSON
+        if cls is not AlignMethod and info["method"] != cls.method:
+            raise InvalidStateError(f"{json_path}: holds a {info['method']!r} state, not {cls.method!r}")
         try:
-            info = read_json(directory / STATE_JSON)
-            arrays = load_file(str(directory / STATE_ARRAYS))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidEmbeddingsError(f"{directory}: cannot read fitted alignment state: {exc}") from exc
-        klass = method_class(info["method"]) if cls is AlignMethod else cls
-        obj = klass(**info["params"])
+            klass = method_class(info["method"]) if cls is AlignMethod else cls
+            obj = klass(**info["params"])
+        except ConfigError as exc:  # an unknown method or parameter, or an invalid value
+            raise InvalidStateError(f"{json_path}: {exc}") from exc
         obj.name = info.get("name", obj.method)
         missing = sorted(set(info["arrays"]) - set(arrays))
         if missing:
-            raise InvalidEmbeddingsError(f"{directory / STATE_ARRAYS}: missing arrays {missing}")
+            raise InvalidStateError(f"{directory / STATE_ARRAYS}: missing arrays {missing} (listed in {json_path})")
         # safetensors does not keep 0-d shapes: restore the recorded ones.
         obj.state_ = {k: np.asarray(v).reshape(info["arrays"][k]) for k, v in arrays.items()}
         obj.meta_ = info["meta"]
+        obj.timing_ = {}
         obj._after_load()
         return obj
 
@@ -256,6 +319,66 @@ class AlignMethod:
         ]
         offset = start - first * NOISE_BLOCK_ROWS
         return np.concatenate(blocks)[offset : offset + n]
+
+
+def _read_state(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``state.json`` and the arrays of a saved fit; every failure names the file and what is wrong."""
+    json_path, arrays_path = directory / STATE_JSON, directory / STATE_ARRAYS
+    for path in (json_path, arrays_path):
+        if not path.is_file():
+            raise MissingInputError(f"{path}: fitted alignment state does not exist (written by `modgap align run`)")
+    try:
+        info = read_json(json_path)
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or UTF-8
+        raise InvalidStateError(f"{json_path}: unreadable alignment state: {exc}") from exc
+    if not isinstance(info, dict):
+        raise InvalidStateError(f"{json_path}: expected a JSON object, got {type(info).__name__}")
+    kinds = {"method": str, "name": str, "params": dict, "arrays": dict, "meta": dict}
+    for key, kind in kinds.items():
+        if key not in info and key != "name":  # 'name' is optional (older states)
+            raise InvalidStateError(f"{json_path}: lacks the key {key!r}")
+        if key in info and not isinstance(info[key], kind):
+            raise InvalidStateError(
+                f"{json_path}: {key!r} must be a JSON {'string' if kind is str else 'object'}, got {info[key]!r:.60}"
+            )
+    try:
+        arrays = load_file(str(arrays_path))
+    except (OSError, SafetensorError) as exc:
+        raise InvalidStateError(f"{arrays_path}: unreadable safetensors arrays: {exc}") from exc
+    return info, arrays
+
+
+def _checked_init(init: Any) -> Any:
+    """Wrap a subclass ``__init__``: unknown names are a ConfigError (not a TypeError), values are validated.
+
+    ``functools.wraps`` keeps the explicit signature visible to ``inspect`` (and so to scikit-learn).
+    """
+
+    @functools.wraps(init)
+    def __init__(self: AlignMethod, **params: Any) -> None:
+        self._reject_unknown(params)
+        init(self, **params)
+        self._check_all_params()
+
+    return __init__
+
+
+def _check_signature(cls: type[AlignMethod]) -> None:
+    """A method's ``__init__`` must take exactly its ``PARAMS``, keyword-only, with the same defaults."""
+    sig = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+    if cls.__init__ is object.__init__:
+        sig = {}
+    where = f"{cls.__qualname__}.__init__"
+    if list(sig) != list(cls.PARAMS):
+        raise TypeError(f"{where}: arguments {list(sig)} differ from PARAMS {list(cls.PARAMS)}")
+    for key, p in sig.items():
+        default = cls.PARAMS[key].default
+        if p.kind is not p.KEYWORD_ONLY or p.default != default or type(p.default) is not type(default):
+            raise TypeError(f"{where}: {key} must be keyword-only with default {default!r} (PARAMS)")
+        if hasattr(cls, key):  # a method or property of that name would be shadowed by the value
+            raise TypeError(f"{where}: parameter {key!r} shadows the class attribute {cls.__qualname__}.{key}")
+    if cls.method and "chunk_rows" not in cls.PARAMS:
+        raise TypeError(f"{cls.__qualname__}: PARAMS lacks chunk_rows (the base class streams with it)")
 
 
 def _check_block(z: np.ndarray, start: int, where: str) -> None:

@@ -33,6 +33,9 @@ class Identity(AlignMethod):
     method = "identity"
     PARAMS: ClassVar[dict[str, Param]] = {"chunk_rows": CHUNK}
 
+    def __init__(self, *, chunk_rows: int = 10_000) -> None:
+        self._set_init_params(locals())
+
     def _fit(self, images, texts):
         return {}
 
@@ -50,6 +53,9 @@ class Unicorn(AlignMethod):
     method = "unicorn"
     PARAMS: ClassVar[dict[str, Param]] = {"chunk_rows": CHUNK}
     set_mean_key = "mu_y"
+
+    def __init__(self, *, chunk_rows: int = 10_000) -> None:
+        self._set_init_params(locals())
 
     def _fit(self, images, texts):
         return _means(self, images, texts)
@@ -75,6 +81,9 @@ class Liang(AlignMethod):
         ),
         "chunk_rows": CHUNK,
     }
+
+    def __init__(self, *, shift_lambda: float | None = None, chunk_rows: int = 10_000) -> None:
+        self._set_init_params(locals())
 
     def _fit(self, images, texts):
         state = _means(self, images, texts)
@@ -107,6 +116,17 @@ class CapDec(AlignMethod):
         "seed": Param(0, "noise seed (stored in the state; the papers do not give one)"),
         "chunk_rows": CHUNK,
     }
+
+    def __init__(
+        self,
+        *,
+        sigma: float = math.sqrt(0.016),
+        noise: str = "gaussian",
+        offset: bool = False,
+        seed: int = 0,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
 
     def _check_params(self):
         if self.params["noise"] not in ("gaussian", "uniform_ball"):
@@ -159,6 +179,17 @@ class C3(CapDec):
         "chunk_rows": CHUNK,
     }
 
+    def __init__(
+        self,
+        *,
+        sigma: float | None = None,
+        noise_norm: float = 0.3,
+        variant: str = "align",
+        seed: int = 0,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
+
     def _check_params(self):
         if self.params["variant"] not in ("align", "official"):
             raise ParamError("variant", "must be 'align' or 'official'", "align method 'c3'")
@@ -172,14 +203,14 @@ class C3(CapDec):
         state["offset"] = target - state["mu_y"]
         return state
 
-    def sigma(self, d: int) -> float:
+    def noise_std(self, d: int) -> float:
         """The noise std at dimension d: ``sigma`` when given, else noise_norm / sqrt(d)."""
         if self.params["sigma"] is not None:
             return float(self.params["sigma"])
         return float(self.params["noise_norm"]) / math.sqrt(d)
 
     def _draw(self, start, n, d, stream):
-        return self.sigma(d) * self._noise(int(self.params["seed"]), stream, start, n, d)
+        return self.noise_std(d) * self._noise(int(self.params["seed"]), stream, start, n, d)
 
 
 class DeCap(AlignMethod):
@@ -197,6 +228,17 @@ class DeCap(AlignMethod):
         "block_rows": Param(512, "text rows per logits block (speed/memory only)"),
         "chunk_rows": CHUNK,
     }
+
+    def __init__(
+        self,
+        *,
+        tau: float = 0.01,
+        memory_size: int = 500_000,
+        seed: int = 0,
+        block_rows: int = 512,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
 
     def _check_params(self):
         if float(self.params["tau"]) <= 0:

@@ -49,6 +49,16 @@ class Standardise(CentroidCalibrated):
         "chunk_rows": CHUNK,
     }
 
+    def __init__(
+        self,
+        *,
+        eps: float = 1e-12,
+        basis: str = "ambient",
+        recalibrate: bool = False,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
+
     def _check_params(self):
         if self.params["basis"] not in ("ambient", "eigen"):
             raise ParamError("basis", "must be 'ambient' or 'eigen'", "align method 'standardise'")
@@ -86,6 +96,15 @@ class Coral(CentroidCalibrated):
         "chunk_rows": CHUNK,
     }
 
+    def __init__(
+        self,
+        *,
+        ridge_scale: float = 1e-6,
+        recalibrate: bool = False,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
+
     def _fit(self, images, texts):
         mu_x, cov_x, mu_y, cov_y = _covs(self, images, texts)
         scale = float(self.params["ridge_scale"])
@@ -122,6 +141,17 @@ class Blockwise(CentroidCalibrated):
         ),
         "chunk_rows": CHUNK,
     }
+
+    def __init__(
+        self,
+        *,
+        rank: int | None = None,
+        energy: float = 0.90,
+        ridge_scale: float = 1e-6,
+        centred: bool = False,
+        chunk_rows: int = 10_000,
+    ) -> None:
+        self._set_init_params(locals())
 
     def _fit(self, images, texts):
         mu_x, cov_x, mu_y, cov_y = _covs(self, images, texts)

@@ -82,6 +82,17 @@ class ReAlign(AlignMethod):
         ),
     }
 
+    def __init__(
+        self,
+        *,
+        steps: str = "full",
+        eps: float = 1e-10,
+        float32_means: bool = False,
+        chunk_rows: int = 10_000,
+        blas_threads: int | None = 1,
+    ) -> None:
+        self._set_init_params(locals())
+
     def _check_params(self):
         if self.params["steps"] not in STEPS:
             raise ParamError("steps", f"must be one of {STEPS}", "align method 'realign'")

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from modgap.embed.backends import DEFAULT_BACKEND, EncoderBackend, create_encoder
 from modgap.embed.encoder import ImageItem, ImageReadError, progress_interval
-from modgap.errors import ModgapError
+from modgap.errors import ManifestError, ModgapError
 from modgap.io import (
     atomic_path,
     clean_stale_temps,
@@ -53,10 +53,6 @@ MODALITIES = ("image", "text")
 SHARD_DIR = ".shards"
 META = "meta.json"
 LOCK = ".extract.lock"
-
-
-class ManifestError(ModgapError):
-    """The manifest is missing columns, has duplicate ids or an empty/invalid split."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from modgap.errors import InvalidEmbeddingsError
+from modgap.errors import InvalidEmbeddingsError, ManifestError, MissingInputError
 from modgap.gap.frame import (
     Frame,
     ResidualBlocks,
@@ -138,11 +138,11 @@ def load_split(manifest: Path, splits: list[str], root: Path, size: int) -> tupl
     from PIL import Image
 
     if not manifest.exists():
-        raise InvalidEmbeddingsError(f"{manifest}: manifest does not exist")
+        raise MissingInputError(f"{manifest}: manifest does not exist (written by `modgap data prepare`)")
     table = pd.read_parquet(manifest)
     missing = {"id", "image_path", "caption", "split"} - set(table.columns)
     if missing:
-        raise InvalidEmbeddingsError(f"{manifest}: missing columns {sorted(missing)}")
+        raise ManifestError(f"{manifest}: manifest lacks column(s) {sorted(missing)}")
     rows = table[table["split"].isin(splits)].sort_values("id")
     images = np.empty((len(rows), 3, size, size), dtype=np.float32)
     for i, (ident, rel) in enumerate(zip(rows["id"], rows["image_path"], strict=True)):

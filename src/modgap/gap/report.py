@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modgap.errors import InvalidEmbeddingsError
+from modgap.errors import MissingInputError
 from modgap.gap import figures
 from modgap.io import read_json, write_json_atomic
 from modgap.output.tables import write_table
@@ -81,7 +81,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
 def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     stats_path = run_dir / "stats.json"
     if not stats_path.exists():
-        raise InvalidEmbeddingsError(f"{stats_path}: gap statistics missing (run `modgap gap stats` first)")
+        raise MissingInputError(f"{stats_path}: gap statistics missing (run `modgap gap stats` first)")
     with np.load(run_dir / "spectra.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
     return read_json(stats_path), arrays
@@ -151,7 +151,7 @@ def _dynamics_outputs(dyn_dir: Path, figures_dir: Path, metrics: dict[str, Any])
 
     summary_path = dyn_dir / "summary.json"
     if not summary_path.exists():
-        raise InvalidEmbeddingsError(f"{summary_path}: dynamics summary missing (run `modgap gap dynamics`)")
+        raise MissingInputError(f"{summary_path}: dynamics summary missing (run `modgap gap dynamics`)")
     summary = read_json(summary_path)
     table = pd.read_csv(dyn_dir / "log.csv")
     label = (

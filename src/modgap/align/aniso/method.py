@@ -108,6 +108,53 @@ class AnisoAlign(CentroidCalibrated):
 
     PARAMS: ClassVar[dict[str, Param]] = PARAMS
 
+    def __init__(
+        self,
+        *,
+        variant: str = "full",
+        rank: int | None = None,
+        frame_ridge_scale: float = 1e-6,
+        polar_eps: float = 1e-8,
+        mixing: str = "identity",
+        graph_degree: int = 4,
+        drift_step: float = 0.05,
+        sigma_min: float = 0.01,
+        sigma_max: float = 1.0,
+        wrap_terms: int | None = None,
+        score_width: int = 512,
+        score_depth: int = 3,
+        stage1_lr: float = 1e-3,
+        stage1_batch: int = 1024,
+        stage1_steps: int = 20_000,
+        stage1_ema: float = 0.999,
+        stage1_max_rows: int = 1_000_000,
+        quantile_knots: int = 1024,
+        v_eps: float = 1e-12,
+        v_basis: str = "eigen",
+        refiner_width: int = 256,
+        refiner_depth: int = 2,
+        stage2_lr: float = 1e-4,
+        stage2_batch: int = 1024,
+        stage2_epochs: int = 5,
+        stage2_max_rows: int = 262_144,
+        bound_theta: float = 0.25,
+        bound_rho: float = 0.2,
+        bound_v: float = 0.0,
+        v_reproject: bool = False,
+        lambda_phi: float | None = None,
+        full_with_base: bool = False,
+        recalibrate: bool = True,
+        seed: int = 0,
+        check_rows: int = 512,
+        chunk_rows: int = 10_000,
+        torch_threads: int = 1,
+    ) -> None:
+        self._set_init_params(locals())
+        # Fit-time objects (not hyper-parameters): rebuilt by fit() or load().
+        self._bounded: Bounded | None = None
+        self._fast_path: FastPath | None = None
+        self._log: dict[str, Any] = {}
+
     def _check_params(self):
         p = self.params
         if p["variant"] not in VARIANTS:
@@ -123,9 +170,6 @@ class AnisoAlign(CentroidCalibrated):
         for key in ("bound_theta", "bound_rho", "bound_v"):
             if float(p[key]) < 0:
                 raise ParamError(key, "must be >= 0", "align method 'anisoalign'")
-        self._bounded: Bounded | None = None
-        self._fast_path: FastPath | None = None
-        self._log: dict[str, Any] = {}
 
     @property
     def _trains(self) -> bool:
