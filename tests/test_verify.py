@@ -104,3 +104,45 @@ def test_missing_file_fails_and_the_cli_exits_non_zero(repo):
     result = subprocess.run([str(cli), "workflow", "verify", "--root", str(repo)], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stdout.strip().endswith("verdict: DIFFERS")
+
+
+ENCODER = {"enc/ds": {"model": {"checkpoint_sha256": "a" * 64}, "i2t_R@1": 0.178}}
+
+
+def _retrain(repo: Path, *, sha: str, g_mu: float, verdict: str = "holds") -> None:
+    """Commit an encoder record and a claim, then write the workspace's retrained versions."""
+    _write(repo, "results/metrics/encoder.json", ENCODER)
+    _write(repo, "results/metrics/claims.json", {"c1": {"verdict": "holds", "value": 0.3}})
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "encoder")
+    _write(repo, "results/metrics/encoder.json", {"enc/ds": {"model": {"checkpoint_sha256": sha}, "i2t_R@1": 0.1775}})
+    _write(repo, "results/metrics/gap.json", {**GAP, "run": {**GAP["run"], "G_mu": g_mu}})
+    _write(repo, "results/metrics/claims.json", {"c1": {"verdict": verdict, "value": 0.301}})
+
+
+def _by_path(repo: Path) -> dict:
+    return {r.path: r for r in verify(repo)}
+
+
+def test_a_retrained_encoder_moves_geometry_within_the_retrained_tolerance(repo):
+    _retrain(repo, sha="b" * 64, g_mu=0.353 * 1.005)
+    results = _by_path(repo)
+    assert results["results/metrics/gap.json"].verdict == WITHIN
+    assert any("encoder retrained" in n for n in results["results/metrics/gap.json"].notes)
+    assert results["results/metrics/encoder.json"].verdict == WITHIN  # the checksum is a note
+    assert results["results/metrics/claims.json"].verdict == WITHIN
+
+
+def test_a_retrained_encoder_still_fails_beyond_one_percent_and_on_a_flipped_verdict(repo):
+    _retrain(repo, sha="b" * 64, g_mu=0.353 * 1.05, verdict="does not hold")
+    results = _by_path(repo)
+    assert results["results/metrics/gap.json"].verdict == DIFFERS
+    assert any("run.G_mu" in d for d in results["results/metrics/gap.json"].differences)
+    assert results["results/metrics/claims.json"].verdict == DIFFERS
+    assert any("c1.verdict" in d for d in results["results/metrics/claims.json"].differences)
+
+
+def test_the_same_checkpoint_keeps_the_geometry_tolerance(repo):
+    """Same encoder checkpoint: a 0.5 % move in geometry is a real difference, not retraining."""
+    _retrain(repo, sha="a" * 64, g_mu=0.353 * 1.005)
+    assert _by_path(repo)["results/metrics/gap.json"].verdict == DIFFERS
