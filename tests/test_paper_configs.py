@@ -59,3 +59,16 @@ def test_run_regimes_must_name_regimes(monkeypatch):
     config["mllm"]["run_regimes"] = ["revision-realign", "revision-nope"]
     with pytest.raises(ConfigError, match=r"mllm\.run_regimes: \['revision-nope'\] are not keys of mllm\.regimes"):
         validate_config(config)
+
+
+def test_the_extraction_rule_gets_the_hf_section_as_one_json_argument():
+    import json
+    import shlex
+
+    from modgap.embed.spec import backend_options_arg
+
+    encoder = yaml.safe_load((PROJECT_ROOT / "config/paper/aa-table1.yaml").read_text())["encoders"]
+    (spec,) = encoder.values()
+    flag, value = shlex.split(backend_options_arg(spec))
+    assert flag == "--backend-options" and json.loads(value) == spec["hf"]
+    assert backend_options_arg({"model": "ViT-L-14-336", "pretrained": "openai"}) == ""

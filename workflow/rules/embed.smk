@@ -1,12 +1,7 @@
 # Embedding extraction: L2-normalised image and text embeddings per split (resumable, deterministic).
 
 
-def backend_options_arg(spec):
-    """' --backend-options <quoted JSON>' for an encoder with an `hf` block, else '' (open_clip)."""
-    import json
-    import shlex
-
-    return f" --backend-options {shlex.quote(json.dumps(spec['hf'], sort_keys=True))}" if spec.get("hf") else ""
+from modgap.embed.spec import backend_options_arg
 
 
 rule extract_embeddings:

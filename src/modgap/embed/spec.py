@@ -60,6 +60,15 @@ def _check_backend_keys(name: str, enc: Mapping[str, Any]) -> None:
         raise ConfigError(f"encoders.{name}.hf.revision: {revision!r} disagrees with pretrained {enc['pretrained']!r}")
 
 
+def backend_options_arg(spec: Mapping[str, Any]) -> str:
+    """`` --backend-options <quoted JSON>`` for an encoder with an ``hf`` section, else ``""`` (the
+    extraction rule's command line; open_clip encoders keep the command they always had)."""
+    import json
+    import shlex
+
+    return f" --backend-options {shlex.quote(json.dumps(spec['hf'], sort_keys=True))}" if spec.get("hf") else ""
+
+
 def _looks_like_path(value: str) -> bool:
     """open_clip tags are bare words ('openai'); a checkpoint is named by a path."""
     named = "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
