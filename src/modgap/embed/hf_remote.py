@@ -136,6 +136,8 @@ class LLM2ClipEncoder:
         mask = torch.zeros_like(full["attention_mask"])
         for row, part in enumerate(parts):
             n = len(tok(part, add_special_tokens=False, truncation=True, max_length=o["text_max_length"])["input_ids"])
+            # A caption beyond max_length is cut by the tokenizer (LLM2Vec first drops words to fit
+            # doc_max_length); captions of the papers' data are far shorter.
             n = min(n, int(full["attention_mask"][row].sum()))
             if n == 0:
                 raise ModgapError(f"{self.model_name}: caption {start_text(captions[row])!r} has no tokens")
