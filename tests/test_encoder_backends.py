@@ -26,10 +26,18 @@ from modgap.errors import ConfigError
 def _open_clip_model(tmp_path):
     from modgap.embed.tiny import register_tiny_model, save_tiny_checkpoint
 
-    return register_tiny_model(), str(save_tiny_checkpoint(tmp_path / "tiny.pt", seed=0))
+    return register_tiny_model(), str(save_tiny_checkpoint(tmp_path / "tiny.pt", seed=0)), None
 
 
-TEST_MODELS = {"open_clip": _open_clip_model}
+def _llm2clip_model(tmp_path):
+    from _llm2clip_fixture import make_tiny_llm2clip
+
+    built = make_tiny_llm2clip(tmp_path / "llm2clip")
+    return built["model"], None, built["options"]
+
+
+# backend -> builder(tmp_path) -> (model_name, pretrained, options)
+TEST_MODELS = {"open_clip": _open_clip_model, "llm2clip": _llm2clip_model}
 
 
 def test_every_backend_has_a_test_model():
@@ -38,8 +46,8 @@ def test_every_backend_has_a_test_model():
 
 @pytest.mark.parametrize("backend", backend_names())
 def test_backend_contract(backend, tmp_path):
-    model_name, pretrained = TEST_MODELS[backend](tmp_path)
-    encoder = create_encoder(backend, model_name, pretrained, device="cpu")
+    model_name, pretrained, options = TEST_MODELS[backend](tmp_path)
+    encoder = create_encoder(backend, model_name, pretrained, device="cpu", options=options)
     assert isinstance(encoder, EncoderBackend)
     frame = build_manifest(tmp_path / "data")
     images = [ImageItem(tmp_path / "data" / p) for p in frame["image_path"][:5]]
@@ -58,7 +66,7 @@ def test_backend_contract(backend, tmp_path):
 
 
 def test_an_unknown_backend_is_named_and_a_name_registers_once():
-    with pytest.raises(ConfigError, match=r"unknown encoder backend 'nope'; known: \['open_clip'"):
+    with pytest.raises(ConfigError, match=r"unknown encoder backend 'nope'; known: \['llm2clip', 'open_clip'"):
         create_encoder("nope", "x")
     with pytest.raises(ConfigError, match="already registered"):
         register_backend("open_clip")(lambda *a: None)
@@ -87,6 +95,6 @@ def test_the_config_names_a_backend_that_is_not_registered():
 
     config = load_config("config/config.yaml")
     validate_config(merge_overlay(config, {"encoders": {"lit-effnet-minilm": {"backend": "open_clip"}}}))
-    bad = merge_overlay(config, {"encoders": {"lit-effnet-minilm": {"backend": "hf_remote"}}})
+    bad = merge_overlay(config, {"encoders": {"lit-effnet-minilm": {"backend": "hf_remote"}}})  # not registered
     with pytest.raises(ConfigError, match=r"encoders\.lit-effnet-minilm\.backend: 'hf_remote' is not a registered"):
         validate_config(bad)

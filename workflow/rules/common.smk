@@ -17,7 +17,13 @@ DYNAMICS_DATASETS = config["gap"]["dynamics"]["datasets"]
 ALIGN_SPLITS = config["align"]["splits"]
 ALIGN_METHODS = list(config["align"]["methods"])
 ALIGN_STUDIES = list(config["align"]["studies"])
-MLLM_REGIMES = config["mllm"]["regimes"]
+# mllm.run_regimes (optional) picks the regimes a config trains: overlays merge `regimes` with the
+# default config's, so a paper-table config names its rows here instead of removing the others.
+MLLM_REGIMES = {
+    name: spec
+    for name, spec in config["mllm"]["regimes"].items()
+    if name in config["mllm"].get("run_regimes", config["mllm"]["regimes"])
+}
 MLLM_LLM = config["mllm"]["llm"]
 # The figures `modgap align report` draws for this config, declared by the alignment stage itself.
 ALIGN_FIGURES = figure_stems(ALIGN_METHODS, ALIGN_STUDIES)

@@ -3,10 +3,11 @@
 The extraction stage, the adversarial-negative similarity of the eval suite and the lmms-eval plugin
 need only what :class:`EncoderBackend` promises: L2-normalised float32 rows for images and texts, the
 embedding dimension, and an ``identity()`` that pins what determines the embeddings (cache keys and
-``meta.json``). ``open_clip`` (:class:`~modgap.embed.encoder.OpenClipEncoder`) is the default and the
-only backend registered today; a new one (e.g. an HF ``trust_remote_code`` model) is a factory
-registered with :func:`register_backend`, checked by the shared contract test
-(``tests/test_encoder_backends.py``).
+``meta.json``). ``open_clip`` (:class:`~modgap.embed.encoder.OpenClipEncoder`) is the default;
+``llm2clip`` (:class:`~modgap.embed.hf_remote.LLM2ClipEncoder`) loads an HF ``trust_remote_code``
+model pair at pinned revisions. A backend is a factory registered with :func:`register_backend`,
+checked by the shared contract test (``tests/test_encoder_backends.py``). Backend-specific settings
+(config ``encoders.<name>.hf``) reach the factory as keyword ``options``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class EncoderBackend(Protocol):
         ...
 
 
-# name -> factory(model_name, pretrained, device, precision, num_workers) -> EncoderBackend
+# name -> factory(model_name, pretrained, device, precision, num_workers, **options) -> EncoderBackend
 BackendFactory = Callable[..., EncoderBackend]
 _BACKENDS: dict[str, BackendFactory] = {}
 
@@ -74,13 +75,15 @@ def create_encoder(
     device: str = "auto",
     precision: str = "fp32",
     num_workers: int = 0,
+    options: dict[str, Any] | None = None,
 ) -> EncoderBackend:
     """Load ``model_name`` through the named backend (open_clip-style ``create_*`` factory)."""
     try:
         factory = _BACKENDS[backend]
     except KeyError:
         raise ConfigError(f"unknown encoder backend {backend!r}; known: {backend_names()}") from None
-    return factory(model_name, pretrained, device, precision, num_workers)
+    # Options only when given, so factories without backend-specific settings keep a 5-argument signature.
+    return factory(model_name, pretrained, device, precision, num_workers, **(options or {}))
 
 
 @register_backend("open_clip")
@@ -88,3 +91,12 @@ def _open_clip(model_name: str, pretrained: str | None, device: str, precision: 
     from modgap.embed.encoder import load_encoder  # torch and open_clip only when a model is built
 
     return load_encoder(model_name, pretrained, device, precision, num_workers)
+
+
+@register_backend("llm2clip")
+def _llm2clip(
+    model_name: str, pretrained: str | None, device: str, precision: str, num_workers: int, **options: Any
+) -> Any:
+    from modgap.embed.hf_remote import load_llm2clip  # transformers only when a model is built
+
+    return load_llm2clip(model_name, pretrained, device, precision, num_workers, **options)

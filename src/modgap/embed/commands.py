@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument(
         "--pretrained", default=None, help="weights: open_clip pretrained tag or local checkpoint path"
     )
+    extract.add_argument(
+        "--backend-options",
+        default=None,
+        help="backend-specific settings as a JSON object (llm2clip: revision, text_model, text_revision, ...)",
+    )
     extract.add_argument("--out-dir", required=True, help="output directory for this split")
     extract.add_argument("--batch-size", type=int, default=64, help="images or captions per encoder forward pass")
     extract.add_argument("--device", default="auto", help="auto (cuda if available, else cpu) | cpu | cuda | cuda:N")
@@ -65,10 +70,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         register_encoder(embed_subparsers)
 
 
+def _backend_options(text: str | None) -> dict | None:
+    import json
+
+    from modgap.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--backend-options: not JSON ({exc})") from exc
+    if not isinstance(options, dict):
+        raise ConfigError("--backend-options: expected a JSON object")
+    return options
+
+
 def _extract(args: argparse.Namespace) -> int:
     from modgap.embed.extract import EncoderSpec, extract_split
 
-    spec = EncoderSpec(args.model, args.pretrained, args.device, args.precision, args.num_workers, args.backend)
+    spec = EncoderSpec(
+        args.model,
+        args.pretrained,
+        args.device,
+        args.precision,
+        args.num_workers,
+        args.backend,
+        _backend_options(args.backend_options),
+    )
     meta = extract_split(
         args.manifest,
         args.split,

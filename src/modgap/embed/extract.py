@@ -66,10 +66,17 @@ class EncoderSpec:
     precision: str = "fp32"
     num_workers: int = 0
     backend: str = DEFAULT_BACKEND
+    options: Mapping[str, Any] | None = None  # backend-specific settings (config encoders.<name>.hf)
 
     def load(self) -> EncoderBackend:
         return create_encoder(
-            self.backend, self.model_name, self.pretrained, self.device, self.precision, self.num_workers
+            self.backend,
+            self.model_name,
+            self.pretrained,
+            self.device,
+            self.precision,
+            self.num_workers,
+            dict(self.options) if self.options else None,
         )
 
 

@@ -11,6 +11,7 @@ from modgap.errors import ConfigError
 
 # The one project-built open_clip model (modgap.embed.models.MODEL_NAME; not imported: torch is slow).
 LIT_MODEL = "modgap-lit-effnet-minilm"
+LLM2CLIP = "llm2clip"  # modgap.embed.hf_remote.BACKEND
 
 
 def check_config(config: Mapping[str, Any], base: Path) -> None:
@@ -29,9 +30,43 @@ def check_config(config: Mapping[str, Any], base: Path) -> None:
                 f"encoders.{name}.backend: {enc['backend']!r} is not a registered encoder backend "
                 f"({', '.join(backend_names())})"
             )
+        _check_backend_keys(name, enc)
         pretrained = enc.get("pretrained")
+        if enc.get("backend", DEFAULT_BACKEND) == LLM2CLIP:
+            continue  # `pretrained` is the model's Hub commit, not a file
         if pretrained and _looks_like_path(pretrained) and not (base / pretrained).is_file():
             raise ConfigError(f"encoders.{name}.pretrained: checkpoint file {pretrained!r} does not exist")
+
+
+def _check_backend_keys(name: str, enc: Mapping[str, Any]) -> None:
+    """The `hf` block belongs to the llm2clip backend, which needs it; its keys are checked here by name."""
+    backend = enc.get("backend", DEFAULT_BACKEND)
+    if backend != LLM2CLIP:
+        if "hf" in enc:
+            raise ConfigError(
+                f"encoders.{name}.hf: only backend '{LLM2CLIP}' takes an 'hf' section (backend is {backend!r})"
+            )
+        return
+    if enc.get("train") is not None:
+        raise ConfigError(f"encoders.{name}.train: backend '{LLM2CLIP}' models are not trained by the encoder rule")
+    if "hf" not in enc:
+        raise ConfigError(f"encoders.{name}.hf: backend '{LLM2CLIP}' needs an 'hf' section (text_model, text_revision)")
+    from modgap.embed.hf_options import check_options  # no torch: this runs at config time
+
+    pinned = {**enc["hf"], "revision": enc["hf"].get("revision") or enc.get("pretrained")}
+    check_options(pinned, f"encoders.{name}.hf", enc["model"])
+    revision = enc["hf"].get("revision")
+    if revision is not None and enc.get("pretrained") not in (None, revision):
+        raise ConfigError(f"encoders.{name}.hf.revision: {revision!r} disagrees with pretrained {enc['pretrained']!r}")
+
+
+def backend_options_arg(spec: Mapping[str, Any]) -> str:
+    """`` --backend-options <quoted JSON>`` for an encoder with an ``hf`` section, else ``""`` (the
+    extraction rule's command line; open_clip encoders keep the command they always had)."""
+    import json
+    import shlex
+
+    return f" --backend-options {shlex.quote(json.dumps(spec['hf'], sort_keys=True))}" if spec.get("hf") else ""
 
 
 def _looks_like_path(value: str) -> bool:

@@ -8,7 +8,8 @@ Public API (import the submodules; this package import stays light):
 - ``model.Projector`` / ``model.VisualLM``: 2-layer GELU MLP, N visual tokens spliced into the LM.
 - ``instructions.build_instructions(manifest, split=..., phrasing="train"|"eval")``: templated
   captioning / yes-no / multiple-choice / short-answer items (split-agnostic, seeded per item).
-- ``data``: templates (``plain`` / ``chat``), answer-only label masking, input checks.
+- ``data``: templates (``plain`` / ``chat`` / Bunny's ``llama`` from :mod:`modgap.mllm.bunny`),
+  answer-only label masking, input checks.
 - ``train.train_stage(cfg, stage, manifest=..., embeddings_root=..., out_dir=..., visual=...,
   substitutes=..., init_from=...)``: one stage, checkpoints + resume, ``DONE.json`` last.
 - ``generate.load_mllm(stage_dir)`` and ``generate.generate(mllm, embeddings, prompts)``: greedy,

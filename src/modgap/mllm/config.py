@@ -133,8 +133,8 @@ def validate(cfg: MLLMConfig) -> MLLMConfig:
         s = cfg.stage(n)
         if s.finetune not in ("projector", "full", "lora"):
             raise ConfigError(f"stage{n}.finetune must be projector|full|lora, got {s.finetune!r}")
-        if s.template not in ("plain", "chat"):
-            raise ConfigError(f"stage{n}.template must be plain|chat, got {s.template!r}")
+        if s.template not in ("plain", "chat", "llama"):  # llama: Bunny's template (modgap.mllm.bunny)
+            raise ConfigError(f"stage{n}.template must be plain|chat|llama, got {s.template!r}")
         for key in ("per_device_batch_size", "grad_accum", "epochs", "save_every", "keep_checkpoints"):
             if getattr(s, key) < 1:
                 raise ConfigError(f"stage{n}.{key} must be >= 1")

@@ -1,10 +1,12 @@
 """Training inputs: manifest + embedding/substitute tables, prompt templates, dataset and collator.
 
-Two templates:
+Three templates:
 - ``plain`` ([RA] stage 1, Bunny ``preprocess_plain``): visual tokens, then the caption and a newline;
   the question is ignored and the loss covers the caption and the newline.
 - ``chat``: the LLM's own chat template; the user turn is ``<image>\\n{question}``, the loss covers the
   assistant's answer up to and including the end-of-turn (eos) token.
+- ``llama``: Bunny's Llama-3 chat template ([RA] stage 2, :mod:`modgap.mllm.bunny`): BOS, the Bunny
+  system line, ``USER: <image>\n{question} ASSISTANT:``; the loss covers `` {answer}<|end_of_text|>``.
 
 Every input is checked before training starts: a missing file, a NaN row or an id without an
 embedding stops the run with an error naming the file (the public code silently drops such samples,
@@ -24,6 +26,7 @@ import pandas as pd
 import torch
 
 from modgap.errors import InvalidEmbeddingsError, ModgapError
+from modgap.mllm import bunny
 from modgap.validate import check_embeddings
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,8 @@ def prompt_text(
     """The prompt string with :data:`IMAGE_MARKER` where the visual tokens go."""
     if template == "plain":
         return IMAGE_MARKER if with_image else ""
+    if template == bunny.LLAMA:
+        return bunny.prompt_text(tokenizer, question, IMAGE_MARKER, system_prompt, with_image)
     user = f"{IMAGE_MARKER}\n{question}" if with_image else str(question)
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": user})
@@ -141,6 +146,8 @@ def answer_text(tokenizer: Any, template: str, question: str | None, answer: str
     """What follows the prompt in a training example (the tokens that carry loss)."""
     if template == "plain":
         return f"{answer}\n"
+    if template == bunny.LLAMA:
+        return bunny.answer_text(tokenizer, answer)
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages += [{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"}, {"role": "assistant", "content": answer}]
     full = tokenizer.apply_chat_template(messages, tokenize=False)

@@ -12,6 +12,7 @@ import torch
 
 from modgap.errors import ModgapError
 from modgap.io import read_json
+from modgap.mllm.bunny import stop_token_ids
 from modgap.mllm.data import encode_prompt, prompt_text
 from modgap.mllm.model import Projector, VisualLM
 
@@ -104,7 +105,7 @@ def generate(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=1,
-            eos_token_id=tok.eos_token_id,
+            eos_token_id=stop_token_ids(tok, template),  # tok.eos_token_id except for llama
             pad_token_id=tok.pad_token_id,
             **extra,
         )

@@ -21,6 +21,9 @@ def check_config(config: Mapping[str, Any], base: Path) -> None:
             source = regime[stage]
             if source not in (None, "image") and source not in config["align"]["methods"]:
                 raise ConfigError(f"mllm.regimes.{name}.{stage}: '{source}' is neither 'image' nor an align method")
+    unknown = [r for r in config["mllm"].get("run_regimes", []) if r not in config["mllm"]["regimes"]]
+    if unknown:
+        raise ConfigError(f"mllm.run_regimes: {unknown} are not keys of mllm.regimes")
     if config["mllm"]["regimes"] and "train" not in config["align"]["splits"]:
         raise ConfigError("align.splits: must include 'train' (the MLLM stages train on its substitutes)")
     _check_multinode(config)
