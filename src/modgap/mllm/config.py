@@ -62,8 +62,8 @@ class StageConfig:
     # The projector's own learning rate (None: ``lr``). With a LoRA or full LLM update at 1e-4..5e-5
     # the projector otherwise barely moves (< 1 % of its weights in 30 steps, benchmarks/RESULTS.md).
     projector_lr: float | None = None
-    # accelerate's mixed precision for this stage: no | bf16 | fp16 (bf16 autocast is 1.5-1.8x faster
-    # than fp32 on this CPU, which has avx512_bf16).
+    # accelerate's mixed precision for this stage: no | bf16 | fp16. On a CPU bf16 autocast is 1.5-1.8x
+    # faster than fp32 with native bf16 (avx512_bf16) and ~30x slower without it (emulated, AVX2 only).
     mixed_precision: str = "no"
 
 
