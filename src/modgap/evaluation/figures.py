@@ -35,12 +35,24 @@ def _bars(ax: plt.Axes, summary: Mapping[str, Any], title: str) -> None:
     names = list(summary["regimes"])
     x = np.arange(len(names))
     regimes = summary["regimes"]
-    for offset, key, label, colour in ((-0.2, "avg", "with image", "C0"), (0.2, "blind_avg", "blind (B2)", "0.6")):
+    # Every evaluated condition side by side: image − shuffled is the measure of image use.
+    bars = [
+        (key, label, colour)
+        for key, label, colour in (
+            ("avg", "with image", "C0"),
+            ("shuffled_avg", "shuffled images (B3)", "C1"),
+            ("mean_avg", "mean image (B3)", "C2"),
+            ("blind_avg", "blind (B2)", "0.6"),
+        )
+        if any(regimes[n].get(key) is not None for n in names)
+    ]
+    width = 0.8 / max(len(bars), 1)
+    for k, (key, label, colour) in enumerate(bars):
         values = np.array([_nan(regimes[n].get(key)) for n in names])
         ax.bar(
-            x + offset,
+            x + (k - (len(bars) - 1) / 2) * width,
             values,
-            0.4,
+            width,
             color=colour,
             label=label,
             yerr=_interval([regimes[n] for n in names], key, values),
