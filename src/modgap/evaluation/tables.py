@@ -227,6 +227,9 @@ def _run_summary(
                 "image_use": use,
                 "gate": stage1_gate(use),
             }
+    for row in summary["regimes"].values():  # each regime carries its Stage-1 input's gate
+        gate = (summary["probes"].get(str(row["stage1"])) or {}).get("gate")
+        row["stage1_gate"] = None if gate is None else gate.get("passed")
     if "base-llm" in scores:
         summary["base_llm"] = {
             **regime_summary({"image": scores["base-llm"]["blind"]}),
@@ -268,6 +271,7 @@ def _regime_frame(summary: Mapping[str, Any], regimes: Mapping[str, Mapping[str,
                 "regime": name,
                 "stage 1": row["stage1"] or "—",
                 "stage 2": row["stage2"],
+                "Stage-1 gate": _gate_text(row.get("stage1_gate")) if row["stage1"] else "—",
                 **{k: v for task in registered_tasks() for k, v in task.table_columns(row).items()},
                 "Avg": row["avg"],
                 "Avg 95% CI": _interval([row.get("avg_ci_low"), row.get("avg_ci_high")])
@@ -306,6 +310,10 @@ def _use_columns(use: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _gate_text(passed: bool | None) -> str:
+    return {True: "passed", False: "failed", None: "not judged"}[passed]
+
+
 def _difference(part: Mapping[str, Any]) -> float | None:
     return part["image"] - part["shuffled"] if part else None
 
@@ -325,7 +333,7 @@ def _probe_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
                 "mention Δ 95% CI": _interval(_get(probe, "image_use", "mention_recall", "ci")),
                 "CIDEr-D, shuffled": _get(probe, "image_use", "cider_d", "shuffled"),
                 "CIDEr-D Δ 95% CI": _interval(_get(probe, "image_use", "cider_d", "ci")),
-                "gate": {True: "passed", False: "failed", None: "—"}[(probe.get("gate") or {}).get("passed")],
+                "gate": _gate_text((probe.get("gate") or {}).get("passed")),
                 "Δµ held-out": g.get("delta_mu"),
                 "M_X": g.get("M_X"),
                 "Φ": g.get("Phi"),
