@@ -152,3 +152,47 @@ def test_lmms_plugin_embeds_task_images_with_the_llm2clip_backend(tiny, tmp_path
             backend_options=json.dumps(wide["options"]),
             device="cpu",
         )
+
+
+def test_eval_lmms_cli_runs_lmms_eval_with_the_llm2clip_backend(tiny, tmp_path, monkeypatch):
+    """`modgap eval lmms --encoder-backend llm2clip`: the options cross lmms-eval's model_args parsing and
+    every answer is the decoder's on the llm2clip embeddings of the task's images."""
+    pytest.importorskip("lmms_eval")
+    import pandas as pd
+    from PIL import Image
+
+    from modgap.cli import main
+    from modgap.evaluation.lmms_plugin import cut_at_stops
+    from modgap.evaluation.lmms_tasks import write_local_task
+    from modgap.mllm.config import load_config
+    from modgap.mllm.generate import generate, load_mllm
+    from modgap.mllm.testing import make_fake_inputs, make_tiny_llm, tiny_config
+    from modgap.mllm.train import train_stage
+
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "datasets"))
+    paths = make_fake_inputs(tmp_path / "data", n_train=8, n_test=4, dim=16)
+    cfg = load_config(tiny_config(make_tiny_llm(tmp_path / "llm"), max_steps=1))
+    train_stage(cfg, 2, out_dir=tmp_path / "stage2", init_from="none", **paths)
+    frame = pd.read_parquet(paths["manifest"])
+    (tmp_path / "img").mkdir()
+    frame["image_path"] = [f"img/{row.id}.png" for row in frame.itertuples()]
+    for k, rel in enumerate(frame["image_path"]):
+        Image.new("RGB", (40, 32), (30 * k, 90, 160)).save(tmp_path / rel)
+    frame.to_parquet(tmp_path / "manifest.parquet")
+    write_local_task(
+        tmp_path / "manifest.parquet", tmp_path / "task", {"pope_items": 2, "choice_items": 0}, root=tmp_path
+    )
+    prefix = tmp_path / "lmms_eval"
+    argv = ["eval", "lmms", "--model-dir", str(tmp_path / "stage2"), "--encoder-model", tiny["model"]]
+    argv += ["--encoder-backend", "llm2clip", "--encoder-backend-options", json.dumps(tiny["options"])]
+    argv += ["--tasks", "modgap_pope_local", "--include-path", str(tmp_path / "task"), "--batch-size", "4"]
+    assert main([*argv, "--out-prefix", str(prefix)]) == 0
+    record = json.loads(Path(f"{prefix}.json").read_text())
+    assert "backend=llm2clip,backend_options=b64:" in record["config"]["model_args"]
+    samples = [json.loads(line) for line in Path(f"{prefix}.samples.jsonl").read_text().splitlines()]
+    docs = [json.loads(line) for line in (tmp_path / "task" / "data" / "pope.jsonl").read_text().splitlines()]
+    emb = tiny["encoder"].encode_images([d["image_path"] for d in docs], progress=False)
+    expected = generate(load_mllm(tmp_path / "stage2"), emb, [d["question"] for d in docs], max_new_tokens=16)
+    got = {s["doc_id"]: s["filtered_resps"] for s in samples}
+    got = [g[0] if isinstance(g, list) else g for g in (got[i] for i in range(len(docs)))]
+    assert len(docs) == 6 and got == [cut_at_stops(t, ["\n\n"]) for t in expected]
