@@ -224,3 +224,25 @@ def test_paper_data_source_end_to_end(tmp_path, roots):
     ):
         with pytest.raises(ConfigError, match=message):
             parse_source(cfg, "paper_data.x")
+
+
+def test_fetch_snapshot_over_a_loopback_hub_downloads_only_the_named_files(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from _hub_http import serve_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # other test modules set it at import
+    data = json.dumps([conv(1)]).encode()
+    with serve_hub(REPO, COMMIT, {"sft/a.json": data, "sft/b.json": b"[]", "images.tar": b"big"}) as hub:
+        snap = HubSnapshot(REPO, COMMIT, {"sft/a.json": sha(data)})
+        folder = fetch_snapshot(snap, cache_dir=tmp_path / "cache", endpoint=hub.endpoint)
+        assert hub.fetched() == ["sft/a.json"] and (folder / "sft/a.json").read_bytes() == data
+        assert [c.id for c in load_text_conversations([folder / "sft/a.json"])] == ["1"]
+        tampered = HubSnapshot(REPO, COMMIT, {"sft/b.json": sha(b"[ ]")})
+        with pytest.raises(ChecksumError, match=r"sft/b\.json \(sha256 "):
+            fetch_snapshot(tampered, cache_dir=tmp_path / "cache", endpoint=hub.endpoint)
+        assert hub.fetched() == ["sft/a.json", "sft/b.json"]  # never images.tar
+        with pytest.raises(DownloadError, match=f"{REPO}@{'e' * 40}"):
+            fetch_snapshot(HubSnapshot(REPO, "e" * 40, snap.files), cache_dir=tmp_path / "c2", endpoint=hub.endpoint)
+    # the first download is now served from the cache with the network off
+    assert fetch_snapshot(snap, cache_dir=tmp_path / "cache", local_files_only=True) == folder
