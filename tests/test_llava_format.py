@@ -246,3 +246,28 @@ def test_fetch_snapshot_over_a_loopback_hub_downloads_only_the_named_files(tmp_p
             fetch_snapshot(HubSnapshot(REPO, "e" * 40, snap.files), cache_dir=tmp_path / "c2", endpoint=hub.endpoint)
     # the first download is now served from the cache with the network off
     assert fetch_snapshot(snap, cache_dir=tmp_path / "cache", local_files_only=True) == folder
+
+
+def test_paper_data_cli_prints_a_summary_and_names_failures(tmp_path, roots, capsys):
+    from modgap.cli import main
+
+    sft = json.dumps([conv("s1", "train2017/1.jpg"), conv("s2", None, "Hi", "Hello")]).encode()
+    cache = hub_cache(tmp_path, {"sft.json": sft})
+    cfg = {
+        "format": "conversations",
+        "hub": {"repo_id": REPO, "revision": COMMIT, "files": {"sft.json": sha(sft)}},
+        "image_roots": ["coco", "gqa"],
+    }
+    argv = ["data", "paper-data", "--base", str(tmp_path), "--cache-dir", str(cache), "--offline"]
+    assert main([*argv, "--source", json.dumps(cfg)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {
+        "format": "conversations",
+        "pin": f"{REPO}@{COMMIT}",
+        "records": 2,
+        "with_image": 1,
+        "per_file": {"sft.json": 2},
+    }
+    assert main([*argv, "--source", json.dumps({**cfg, "image_roots": ["gqa"]})]) == 2
+    err = capsys.readouterr().err
+    assert "record 's1': image 'train2017/1.jpg' is in none of the image roots" in err and "sft.json" in err

@@ -79,3 +79,17 @@ def load_source(
     if source.format == "conversations":
         return load_conversations(paths, source.image_roots)
     return load_text_conversations(paths)
+
+
+def summarize(source: PaperDataSource, records: list[Caption] | list[Conversation]) -> dict[str, Any]:
+    """Counts a researcher checks before training: records per file, with and without an image."""
+    per_file: dict[str, int] = {}
+    for rec in records:
+        per_file[rec.source.name] = per_file.get(rec.source.name, 0) + 1
+    return {
+        "format": source.format,
+        "pin": source.snapshot.pin,
+        "records": len(records),
+        "with_image": sum(rec.image is not None for rec in records),
+        "per_file": per_file,
+    }
