@@ -79,6 +79,8 @@ def test_duplicate_and_missing_ids_fail(tmp_path, roots):
     b = write(tmp_path / "b.json", [conv("5", "images/2.jpg")])
     with pytest.raises(LlavaFormatError, match=rf"{b}: record 0: duplicate id '5' \(also in {a}\)"):
         load_conversations([a, b], roots)
+    per_file = load_conversations([a, b], roots, ids_per_file=True)  # files that each number their records
+    assert [c.id for c in per_file] == ["a.json:5", "b.json:5"]
     c = write(tmp_path / "c.json", [conv(1), conv(1)])
     with pytest.raises(LlavaFormatError, match=r"duplicate id '1' \(earlier in this file"):
         load_text_conversations([c])
@@ -212,6 +214,10 @@ def test_paper_data_source_end_to_end(tmp_path, roots):
     assert source.json_files == ["sft.json"] and source.image_roots == tuple(roots)
     got = load_source(source, cache_dir=cache, local_files_only=True)
     assert [c.image for c in got] == [roots[0] / "train2017/1.jpg", roots[1] / "images/2.jpg"]
+    scoped = parse_source(
+        {"format": "conversations", "hub": hub, "image_roots": ["coco", "gqa"], "ids_per_file": True}, "p", tmp_path
+    )
+    assert [c.id for c in load_source(scoped, cache_dir=cache, local_files_only=True)] == ["sft.json:s1", "sft.json:s2"]
     text = parse_source(
         {"format": "text_conversations", "hub": {**hub, "files": {"unicorn.jsonl": sha(unicorn)}}}, "paper_data.u"
     )
@@ -221,6 +227,7 @@ def test_paper_data_source_end_to_end(tmp_path, roots):
         ({"format": "text_conversations", "hub": hub, "image_roots": ["coco"]}, r"paper_data\.x\.image_roots"),
         ({"format": "conversations", "hub": {**hub, "files": {"README.md": sha(b"r")}}}, r"paper_data\.x\.hub\.files"),
         ({"format": "conversations", "hub": hub, "roots": []}, r"paper_data\.x: unknown key"),
+        ({"format": "conversations", "hub": hub, "ids_per_file": "yes"}, r"paper_data\.x\.ids_per_file"),
     ):
         with pytest.raises(ConfigError, match=message):
             parse_source(cfg, "paper_data.x")

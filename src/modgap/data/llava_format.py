@@ -11,6 +11,9 @@ One on-disk format serves three datasets ([spec] revision-mllm §3-5): a JSON li
 * :func:`load_text_conversations`: Unicorn-1.2M / Unicorn-Instruction-417K, the same conversations
   without images.
 
+``ids_per_file=True`` makes ids ``<file name>:<id>`` for mixtures whose files number their records
+independently; by default an id shared by two files is a duplicate.
+
 The authors' loaders drop records without a ``caption`` key, compare ids as ``str(id)`` and skip what
 they cannot find. Here ids are ``str(id)`` too, but a record that is malformed, has a duplicate or
 missing id, or names an image no root holds raises :class:`LlavaFormatError` naming the JSON file, the
@@ -96,12 +99,15 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def load_conversations(
-    paths: Sequence[str | os.PathLike[str]], image_roots: Sequence[str | os.PathLike[str]]
+    paths: Sequence[str | os.PathLike[str]],
+    image_roots: Sequence[str | os.PathLike[str]],
+    *,
+    ids_per_file: bool = False,
 ) -> list[Conversation]:
     """SFT conversations from every file, images resolved under ``image_roots`` (first root that has it)."""
     roots = [Path(r) for r in image_roots]
     out = []
-    for path, rec, rid in _records(paths):
+    for path, rec, rid in _records(paths, ids_per_file):
         turns = _turns(path, rec, rid)
         image = None
         if rec.get("image") is not None:
@@ -111,10 +117,12 @@ def load_conversations(
     return out
 
 
-def load_text_conversations(paths: Sequence[str | os.PathLike[str]]) -> list[Conversation]:
+def load_text_conversations(
+    paths: Sequence[str | os.PathLike[str]], *, ids_per_file: bool = False
+) -> list[Conversation]:
     """Text-only conversations (Unicorn): a record that names an image is an error, not ignored."""
     out = []
-    for path, rec, rid in _records(paths):
+    for path, rec, rid in _records(paths, ids_per_file):
         if rec.get("image") is not None:
             raise LlavaFormatError(
                 f"{path}: record {rid!r} names image {rec['image']!r}, but this dataset is read as text-only"
@@ -124,12 +132,15 @@ def load_text_conversations(paths: Sequence[str | os.PathLike[str]]) -> list[Con
 
 
 def load_bunny_captions(
-    paths: Sequence[str | os.PathLike[str]], image_roots: Sequence[str | os.PathLike[str]] | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    image_roots: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    ids_per_file: bool = False,
 ) -> list[Caption]:
     """Stage-1 captions: each record is exactly one human ``<image>`` turn and one gpt caption."""
     roots = [Path(r) for r in image_roots] if image_roots else None
     out = []
-    for path, rec, rid in _records(paths):
+    for path, rec, rid in _records(paths, ids_per_file):
         turns = _turns(path, rec, rid)
         if len(turns) != 2 or turns[0].value.replace(IMAGE_TOKEN, "", 1).strip() or IMAGE_TOKEN not in turns[0].value:
             raise LlavaFormatError(
@@ -158,15 +169,20 @@ def resolve_image(path: str | os.PathLike[str], rid: str, name: str, roots: Sequ
     raise LlavaFormatError(f"{path}: record {rid!r}: image {name!r} is in none of the image roots ({searched})")
 
 
-def _records(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, dict[str, Any], str]]:
-    """(file, record, str(id)) over every file; ids must be present and unique across all files."""
+def _records(
+    paths: Iterable[str | os.PathLike[str]], ids_per_file: bool = False
+) -> Iterable[tuple[Path, dict[str, Any], str]]:
+    """(file, record, str(id)) over every file; ids must be present and unique across all files.
+
+    ``ids_per_file``: ids are ``<file name>:<id>``, for mixtures whose files each number from 0 (the
+    InternVL SFT's per-source files); ids must then be unique within each file."""
     seen: dict[str, Path] = {}
     for path in map(Path, paths):
         for k, rec in enumerate(read_records(path)):
             raw = rec.get("id")
             if raw is None or (isinstance(raw, str) and not raw.strip()) or isinstance(raw, bool | dict | list):
                 raise LlavaFormatError(f"{path}: record {k} has no usable 'id' (got {raw!r})")
-            rid = str(raw)  # the authors compare ids as str(id)
+            rid = f"{path.name}:{raw}" if ids_per_file else str(raw)  # the authors compare ids as str(id)
             if rid in seen:
                 where = "earlier in this file" if seen[rid] == path else f"also in {seen[rid]}"
                 raise LlavaFormatError(f"{path}: record {k}: duplicate id {rid!r} ({where})")

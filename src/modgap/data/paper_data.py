@@ -5,6 +5,7 @@ Config (a mapping; errors name ``<where>.<key>``)::
     format: conversations        # bunny_captions (Stage 1) | conversations (Stage-2 SFT) | text_conversations (Unicorn)
     hub: {repo_id: ..., revision: <40-hex>, files: {<path>: <sha256>}}   # modgap.data.hub_snapshot
     image_roots: [<folder>, ...]  # conversations (required when records name images); bunny_captions (optional)
+    ids_per_file: false           # true: ids are "<file name>:<id>" (files that each number from 0)
 
 The JSON files read are the ``hub.files`` entries ending in ``.json`` / ``.jsonl``, in sorted order.
 Not wired into the default pipeline's rules or config schema; see README "Reproduce a paper table".
@@ -29,7 +30,7 @@ from modgap.data.llava_format import (
 from modgap.errors import ConfigError
 
 FORMATS = ("bunny_captions", "conversations", "text_conversations")
-KEYS = ("format", "hub", "image_roots")
+KEYS = ("format", "hub", "image_roots", "ids_per_file")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class PaperDataSource:
     format: str
     snapshot: HubSnapshot
     image_roots: tuple[Path, ...]
+    ids_per_file: bool = False
 
     @property
     def json_files(self) -> list[str]:
@@ -58,7 +60,10 @@ def parse_source(cfg: Mapping[str, Any], where: str, base: str | os.PathLike[str
         raise ConfigError(f"{where}.image_roots: expected a list of folders, got {roots!r}")
     if fmt == "text_conversations" and roots:
         raise ConfigError(f"{where}.image_roots: format 'text_conversations' reads no images")
-    source = PaperDataSource(fmt, snapshot, tuple(Path(base) / r for r in roots))
+    ids_per_file = cfg.get("ids_per_file", False)
+    if not isinstance(ids_per_file, bool):
+        raise ConfigError(f"{where}.ids_per_file: expected true or false, got {ids_per_file!r}")
+    source = PaperDataSource(fmt, snapshot, tuple(Path(base) / r for r in roots), ids_per_file)
     if not source.json_files:
         raise ConfigError(f"{where}.hub.files: no .json or .jsonl file to read")
     return source
@@ -75,10 +80,10 @@ def load_source(
     folder = fetch_snapshot(source.snapshot, cache_dir=cache_dir, local_files_only=local_files_only, endpoint=endpoint)
     paths = [folder / n for n in source.json_files]
     if source.format == "bunny_captions":
-        return load_bunny_captions(paths, source.image_roots or None)
+        return load_bunny_captions(paths, source.image_roots or None, ids_per_file=source.ids_per_file)
     if source.format == "conversations":
-        return load_conversations(paths, source.image_roots)
-    return load_text_conversations(paths)
+        return load_conversations(paths, source.image_roots, ids_per_file=source.ids_per_file)
+    return load_text_conversations(paths, ids_per_file=source.ids_per_file)
 
 
 def summarize(source: PaperDataSource, records: list[Caption] | list[Conversation]) -> dict[str, Any]:
