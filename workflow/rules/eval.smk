@@ -3,6 +3,9 @@
 # report from every metric the pipeline wrote.
 
 
+from modgap.embed.spec import eval_backend_args
+
+
 rule eval_suite:
     input:
         manifest="resources/datasets/{ds}/manifest.parquet",
@@ -14,6 +17,8 @@ rule eval_suite:
         suite=as_json(EVAL["suite"]),
         model=lambda wc: config["encoders"][wc.enc]["model"],
         pretrained=lambda wc: encoder_checkpoint(wc.enc),
+        # the extraction's backend and its options, only for encoders with an `hf` section (llm2clip)
+        backend=lambda wc: eval_backend_args(config["encoders"][wc.enc]),
     threads: rule_threads("eval_suite")
     resources:
         **rule_resources("eval_suite"),
@@ -23,7 +28,7 @@ rule eval_suite:
         "logs/eval/{enc}/{ds}/suite.log",
     shell:
         "modgap eval suite --manifest {input.manifest:q} --params {params.suite:q}"
-        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q}"
+        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q}{params.backend}"
         " --out {output.suite:q} > {log:q} 2>&1"
 
 
@@ -75,6 +80,7 @@ rule eval_lmms:
     params:
         model=lambda wc: config["encoders"][wc.enc]["model"],
         pretrained=lambda wc: encoder_checkpoint(wc.enc),
+        backend=lambda wc: eval_backend_args(config["encoders"][wc.enc]),
         tasks=",".join(EVAL.get("lmms_eval", {}).get("tasks", [])),
         limit=lambda wc: f"--limit {int(EVAL['lmms_eval']['limit'])}" if EVAL.get("lmms_eval", {}).get("limit") else "",
         blind=lambda wc: "--blind" if wc.variant.endswith("blind") else "",
@@ -90,7 +96,7 @@ rule eval_lmms:
         "logs/eval/{enc}/{ds}/{llm}/{regime}_{variant}.log",
     shell:
         "modgap eval lmms --model-dir results/mllm/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.regime:q}/stage2"
-        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q} --tasks {params.tasks:q}"
+        " --encoder-model {params.model:q} --encoder-pretrained {params.pretrained:q}{params.backend} --tasks {params.tasks:q}"
         " {params.limit} {params.blind} --batch-size {params.batch_size:q} --device {params.device:q} --seed {params.seed:q}"
         " --out-prefix results/eval/{wildcards.enc:q}/{wildcards.ds:q}/{wildcards.llm:q}/{wildcards.regime:q}/{wildcards.variant:q}"
         " > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""``modgap data …`` subcommands: ``prepare`` (+ ``build-embedded`` when its module is present)."""
+"""``modgap data …`` subcommands: ``prepare``, ``paper-data`` (+ ``build-embedded`` when its module is present)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ def register(subparsers: Any) -> None:
             log.warning("modgap data build-embedded unavailable: %s", exc)
     else:
         register_build(data_subparsers)
+
+    from modgap.data.paper_commands import register_paper_data
+
+    register_paper_data(data_subparsers)
 
 
 def _run_prepare(args: argparse.Namespace) -> int:

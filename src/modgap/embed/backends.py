@@ -86,6 +86,21 @@ def create_encoder(
     return factory(model_name, pretrained, device, precision, num_workers, **(options or {}))
 
 
+def parse_backend_options(text: str | None, flag: str = "--backend-options") -> dict[str, Any] | None:
+    """A command line's backend options (a JSON object, or nothing); errors name ``flag``."""
+    import json
+
+    if not text:
+        return None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag}: not JSON ({exc})") from exc
+    if not isinstance(options, dict):
+        raise ConfigError(f"{flag}: expected a JSON object")
+    return options
+
+
 @register_backend("open_clip")
 def _open_clip(model_name: str, pretrained: str | None, device: str, precision: str, num_workers: int) -> Any:
     from modgap.embed.encoder import load_encoder  # torch and open_clip only when a model is built

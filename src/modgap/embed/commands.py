@@ -70,23 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         register_encoder(embed_subparsers)
 
 
-def _backend_options(text: str | None) -> dict | None:
-    import json
-
-    from modgap.errors import ConfigError
-
-    if not text:
-        return None
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--backend-options: not JSON ({exc})") from exc
-    if not isinstance(options, dict):
-        raise ConfigError("--backend-options: expected a JSON object")
-    return options
-
-
 def _extract(args: argparse.Namespace) -> int:
+    from modgap.embed.backends import parse_backend_options
     from modgap.embed.extract import EncoderSpec, extract_split
 
     spec = EncoderSpec(
@@ -96,7 +81,7 @@ def _extract(args: argparse.Namespace) -> int:
         args.precision,
         args.num_workers,
         args.backend,
-        _backend_options(args.backend_options),
+        parse_backend_options(args.backend_options),
     )
     meta = extract_split(
         args.manifest,

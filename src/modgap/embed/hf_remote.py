@@ -98,11 +98,23 @@ class LLM2ClipEncoder:
         with _Progress(progress, len(items), "images") as bar, torch.inference_mode():
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                pixels = self.processor(images=[load_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
-                feats = self.model.get_image_features(pixels.to(self.device, dtype=self._dtype))
-                out.append(self._normalise(feats, "image", start))
+                out.append(self._encode_rgb([load_rgb(i) for i in batch], start))
                 bar.update(len(batch))
         return self._stack(out)
+
+    def encode_pil_images(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        """Decoded RGB images (the lmms-eval plugin's task images) through the same processor and tower."""
+        with torch.inference_mode():
+            out = [
+                self._encode_rgb(list(images[start : start + batch_size]), start)
+                for start in range(0, len(images), batch_size)
+            ]
+        return self._stack(out)
+
+    def _encode_rgb(self, images: list[Any], start: int) -> np.ndarray:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        feats = self.model.get_image_features(pixels.to(self.device, dtype=self._dtype))
+        return self._normalise(feats, "image", start)
 
     def encode_texts(self, captions: Sequence[str], batch_size: int = 64, progress: Any = True) -> np.ndarray:
         out: list[np.ndarray] = []

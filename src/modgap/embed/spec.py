@@ -69,6 +69,20 @@ def backend_options_arg(spec: Mapping[str, Any]) -> str:
     return f" --backend-options {shlex.quote(json.dumps(spec['hf'], sort_keys=True))}" if spec.get("hf") else ""
 
 
+def eval_backend_args(spec: Mapping[str, Any]) -> str:
+    """`` --encoder-backend NAME --encoder-backend-options <quoted JSON>`` for an encoder with an ``hf``
+    section, else ``""``: the eval_suite / eval_lmms rules load the encoder the extraction rule used,
+    and open_clip encoders keep the commands they always had (byte-identical default DAG)."""
+    import json
+    import shlex
+
+    if not spec.get("hf"):
+        return ""
+    backend = shlex.quote(spec.get("backend", DEFAULT_BACKEND))
+    options = shlex.quote(json.dumps(spec["hf"], sort_keys=True))
+    return f" --encoder-backend {backend} --encoder-backend-options {options}"
+
+
 def _looks_like_path(value: str) -> bool:
     """open_clip tags are bare words ('openai'); a checkpoint is named by a path."""
     named = "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))

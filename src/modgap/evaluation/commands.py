@@ -38,11 +38,12 @@ def register(subparsers: Any) -> None:
     suite.add_argument(
         "--encoder-model",
         default=None,
-        help="open_clip model whose text embeddings rank labels (adversarial POPE negatives); none: no encoder",
+        help="encoder model whose text embeddings rank labels (adversarial POPE negatives); none: no encoder",
     )
     suite.add_argument(
         "--encoder-pretrained", default=None, help="open_clip pretrained tag or checkpoint path of --encoder-model"
     )
+    _add_backend_arguments(suite)
     suite.add_argument(
         "--out", required=True, help="suite JSON lines to write, e.g. results/eval/{enc}/{ds}/suite.jsonl"
     )
@@ -101,10 +102,11 @@ def register(subparsers: Any) -> None:
         "eval extra (pip install -e '.[eval]').",
     )
     lmms.add_argument("--model-dir", required=True, help="a completed stage folder (DONE.json)")
-    lmms.add_argument("--encoder-model", required=True, help="the open_clip model the MLLM was trained on")
+    lmms.add_argument("--encoder-model", required=True, help="the encoder model the MLLM was trained on")
     lmms.add_argument(
         "--encoder-pretrained", default=None, help="open_clip pretrained tag or checkpoint path of --encoder-model"
     )
+    _add_backend_arguments(lmms)
     lmms.add_argument("--tasks", required=True, help="comma-separated lmms-eval task names")
     lmms.add_argument("--include-path", default=None, help="folder of extra task YAMLs (local tasks)")
     lmms.add_argument("--limit", type=int, default=None, help="first N documents per task (smoke runs)")
@@ -174,6 +176,20 @@ def register(subparsers: Any) -> None:
     claims.set_defaults(func=_claims)
 
 
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The encoder-backend flags of `modgap embed extract`, so evaluation loads the extraction's encoder."""
+    parser.add_argument(
+        "--encoder-backend",
+        default="open_clip",
+        help="registered encoder backend (modgap.embed.backends) that loads --encoder-model",
+    )
+    parser.add_argument(
+        "--encoder-backend-options",
+        default=None,
+        help="backend-specific settings as a JSON object (llm2clip: config encoders.<name>.hf)",
+    )
+
+
 def _suite(args: argparse.Namespace) -> int:
     from modgap.config import parse_json_params
     from modgap.data.prepare import read_manifest
@@ -183,20 +199,29 @@ def _suite(args: argparse.Namespace) -> int:
     params = parse_json_params(args.params, "eval.suite")
     similarity = None
     if args.encoder_model:
-        similarity = _label_similarity(args.encoder_model, args.encoder_pretrained)
+        from modgap.embed.backends import parse_backend_options
+
+        options = parse_backend_options(args.encoder_backend_options, "--encoder-backend-options")
+        similarity = _label_similarity(args.encoder_model, args.encoder_pretrained, args.encoder_backend, options)
     items = build_suite(read_manifest(args.manifest), params=params, similarity=similarity)
     write_jsonl(args.out, (i.to_json() for i in items))
     print(json.dumps(suite_summary(items), sort_keys=True))
     return 0
 
 
-def _label_similarity(model: str, pretrained: str | None) -> Any:
-    """Cosine similarity of label texts in the encoder's text space (cached per label)."""
+def _label_similarity(
+    model: str,
+    pretrained: str | None,
+    backend: str = "open_clip",
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """Cosine similarity of label texts in the encoder's text space (cached per label), with the encoder
+    loaded through the backend registry as the extraction stage loads it."""
     import numpy as np
 
-    from modgap.embed.encoder import load_encoder
+    from modgap.embed.backends import create_encoder
 
-    encoder = load_encoder(model, pretrained, device="cpu")
+    encoder = create_encoder(backend, model, pretrained, device="cpu", options=options)
     cache: dict[str, np.ndarray] = {}
 
     def embed(labels: list[str]) -> np.ndarray:
@@ -308,12 +333,15 @@ def _claims(args: argparse.Namespace) -> int:
 
 
 def _lmms(args: argparse.Namespace) -> int:
+    from modgap.embed.backends import parse_backend_options
     from modgap.evaluation.lmms_run import run_lmms_eval
 
     results = run_lmms_eval(
         stage_dir=args.model_dir,
         encoder=args.encoder_model,
         pretrained=args.encoder_pretrained,
+        backend=args.encoder_backend,
+        backend_options=parse_backend_options(args.encoder_backend_options, "--encoder-backend-options"),
         tasks=[t for t in args.tasks.split(",") if t],
         prefix=args.out_prefix,
         include_path=args.include_path,

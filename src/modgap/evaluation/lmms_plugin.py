@@ -1,9 +1,9 @@
 """lmms-eval model plugin: a trained ReVision stage folder as the lmms-eval model ``modgap``.
 
 The paper-tier harness ([spec] revision-mllm §8.2) is lmms-eval 0.7.x. Our MLLM reads one L2-normalised
-image *embedding* from an open_clip encoder, not pixels, so this plugin embeds the PIL images a task
-supplies with the encoder the model was trained on, then decodes greedily with
-:func:`modgap.mllm.generate.generate`.
+image *embedding* from an encoder (open_clip, or another registered backend such as ``llm2clip``), not
+pixels, so this plugin embeds the PIL images a task supplies with the encoder the model was trained on,
+then decodes greedily with :func:`modgap.mllm.generate.generate`.
 
 Discovery: lmms-eval 0.7.x loads the ``lmms_eval.models`` entry-point group when ``lmms_eval.models`` is
 imported (``ModelRegistryV2.load_entrypoint_manifests``); each entry point names a ``ModelManifest`` or
@@ -26,8 +26,13 @@ cache. Offline runs: ``HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`` (honoured by dat
 lmms-eval's results field ``lmms_eval_version`` is the git describe of the working directory, not the
 harness release: take the release from :func:`lmms_eval_version` (also in ``get_model_info``).
 
-Model args (``--model_args``): ``stage_dir`` (required), ``encoder`` (open_clip model name, required),
-``pretrained`` (open_clip tag or checkpoint file; empty = random init, tests only), ``precision``
+Model args (``--model_args``): ``stage_dir`` (required), ``encoder`` (model name, required),
+``pretrained`` (open_clip tag or checkpoint file, or the Hub commit of an ``llm2clip`` model; empty =
+random init, tests only), ``backend`` (registered encoder backend, default ``open_clip``; the one the
+embeddings were extracted with), ``backend_options`` (that backend's settings, config
+``encoders.<name>.hf``: a JSON object, or ``b64:`` + URL-safe base64 of one, which is what
+:func:`modgap.evaluation.lmms_run.run_lmms_eval` passes because lmms-eval's comma splitting is
+confused by quotes inside values), ``precision``
 (encoder autocast: fp32/bf16/fp16), ``max_new_tokens`` (used when a task sets none; a task's own value
 wins, as in lmms-eval's built-in models), ``blind`` (true: no visual tokens, the image-ablated score of
 [spec] §8.1). Batch size and device come from lmms-eval's ``--batch_size`` / ``--device`` (it passes them
@@ -111,6 +116,34 @@ def _resolve_device(device: str | None) -> str:
     return device
 
 
+def encode_model_arg(options: dict[str, Any]) -> str:
+    """Backend options as one lmms-eval model_args value: ``b64:`` + URL-safe base64 of compact JSON
+    (no commas, quotes or braces for lmms-eval's argument splitter to misread)."""
+    import base64
+
+    data = json.dumps(options, sort_keys=True, separators=(",", ":")).encode()
+    return "b64:" + base64.urlsafe_b64encode(data).decode("ascii")
+
+
+def decode_model_arg(value: object) -> dict[str, Any] | None:
+    """The inverse of :func:`encode_model_arg`; a plain JSON object is accepted too (hand-written args)."""
+    import base64
+    import binascii
+
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if text.startswith("b64:"):
+            text = base64.urlsafe_b64decode(text[4:].encode("ascii")).decode()
+        options = json.loads(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"modgap model: backend_options is neither JSON nor b64: JSON ({exc})") from exc
+    if not isinstance(options, dict):
+        raise ConfigError("modgap model: backend_options must be a JSON object")
+    return options
+
+
 def cut_at_stops(text: str, until: Sequence[str]) -> str:
     """``text`` up to the earliest occurrence of any non-empty stop string."""
     cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
@@ -119,7 +152,8 @@ def cut_at_stops(text: str, until: Sequence[str]) -> str:
 
 @register_model(MODEL_ID)
 class ModgapMLLM(lmms):
-    """A stage folder (``load_mllm``) plus the open_clip encoder that turns task images into embeddings."""
+    """A stage folder (``load_mllm``) plus the encoder (any registered backend) that turns task images into
+    embeddings."""
 
     is_simple = True
 
@@ -134,13 +168,15 @@ class ModgapMLLM(lmms):
         max_new_tokens: int = 32,
         precision: str = "fp32",
         blind: bool | str = False,
+        backend: str = "open_clip",
+        backend_options: str | None = None,
         **unknown: Any,
     ) -> None:
         super().__init__()
         if unknown:
             raise ConfigError(f"modgap model: unknown model_args {sorted(unknown)}")
         del max_batch_size  # lmms-eval passes it to every model; fixed batches need no ceiling
-        from modgap.embed.encoder import load_encoder
+        from modgap.embed.backends import create_encoder
         from modgap.embed.tiny import TINY_MODEL, register_tiny_model
         from modgap.mllm.generate import load_mllm
 
@@ -148,10 +184,18 @@ class ModgapMLLM(lmms):
         self.batch_size_per_gpu = _as_batch_size(batch_size, 16)
         self.max_new_tokens = int(max_new_tokens)
         self.blind = _as_bool(blind)
-        if encoder == TINY_MODEL:
+        self.backend = str(backend)
+        if self.backend == "open_clip" and encoder == TINY_MODEL:
             register_tiny_model()  # the test-only tiny encoder is not in open_clip's registry by default
         self.mllm = load_mllm(stage_dir, device=self._device)
-        self.encoder = load_encoder(encoder, pretrained or None, device=self._device, precision=precision)
+        self.encoder = create_encoder(
+            self.backend,
+            encoder,
+            pretrained or None,
+            device=self._device,
+            precision=precision,
+            options=decode_model_arg(backend_options),
+        )
         if self.encoder.embed_dim != self.mllm.meta["embed_dim"]:
             raise ConfigError(
                 f"encoder {encoder} embeds in {self.encoder.embed_dim} dims, the stage in {stage_dir} "
@@ -218,6 +262,11 @@ class ModgapMLLM(lmms):
         from modgap.embed.encoder import _to_rgb  # alpha onto white, as load_rgb does for the pipeline
 
         enc = self.encoder
+        if self.backend != "open_clip":
+            # other backends take decoded images through encode_pil_images (llm2clip: its CLIPImageProcessor)
+            if not hasattr(enc, "encode_pil_images"):
+                raise ConfigError(f"modgap model: encoder backend {self.backend!r} cannot encode in-memory images")
+            return enc.encode_pil_images([_to_rgb(img) for img in images])
         pixels = torch.stack([enc.preprocess(_to_rgb(img)) for img in images]).to(enc.device)
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         with enc._autocast():

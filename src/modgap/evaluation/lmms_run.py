@@ -30,6 +30,8 @@ def run_lmms_eval(
     device: str = "cpu",
     blind: bool = False,
     seed: int = 0,
+    backend: str = "open_clip",
+    backend_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     try:
         from lmms_eval.evaluator import simple_evaluate
@@ -41,6 +43,10 @@ def run_lmms_eval(
     if not tasks:
         raise ConfigError("eval.lmms_eval.tasks: no tasks given")
     model_args = f"stage_dir={stage_dir},encoder={encoder},pretrained={pretrained or ''},blind={str(blind).lower()}"
+    if backend != "open_clip" or backend_options:  # open_clip runs keep the model_args they always had
+        from modgap.evaluation.lmms_plugin import encode_model_arg
+
+        model_args += f",backend={backend},backend_options={encode_model_arg(backend_options or {})}"
     manager = TaskManager(include_path=include_path) if include_path else TaskManager()
     out = simple_evaluate(
         model="modgap",
