@@ -11,9 +11,10 @@ Across machines, MKL (torch's CPU BLAS) picks its kernels by instruction set: an
 and an AVX2 one round float32 GEMMs differently. ``MKL_CBWR=AVX2`` (Conditional Numerical
 Reproducibility) pins the AVX2 branch wherever AVX2 exists; on this project's reference machine it
 is the branch MKL already takes (identical bits with and without it, measured on this AVX2-only
-CPU), so it costs nothing here. MKL reads it at its first call, so setting it after ``import torch`` still works (checked).
-A user's own ``MKL_CBWR`` wins. oneDNN's ISA cap (``ONEDNN_MAX_CPU_ISA``) changed neither conv nor
-bf16-GEMM bits here and would disable the avx512_bf16 kernels the MLLM stages rely on, so it is left.
+CPU), so it costs nothing here. MKL reads it at its first call, so setting it after ``import torch``
+still works (checked). A user's own ``MKL_CBWR`` wins. oneDNN's ISA cap (``ONEDNN_MAX_CPU_ISA``)
+changed neither conv nor bf16-GEMM bits here and would disable the avx512_bf16 kernels of CPUs that
+have them, so it is left alone.
 """
 
 from __future__ import annotations
