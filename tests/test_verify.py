@@ -146,3 +146,16 @@ def test_the_same_checkpoint_keeps_the_geometry_tolerance(repo):
     """Same encoder checkpoint: a 0.5 % move in geometry is a real difference, not retraining."""
     _retrain(repo, sha="a" * 64, g_mu=0.353 * 1.005)
     assert _by_path(repo)["results/metrics/gap.json"].verdict == DIFFERS
+
+
+def test_a_retrained_encoder_judges_recall_by_its_binomial_interval(repo):
+    """R@1 over 832 pairs moving by 2 pairs (1.2 %) is inside its 95 % binomial interval (±0.027);
+    moving by 0.1 is not."""
+    _write(repo, "results/metrics/encoder.json", {"enc/ds": {**ENCODER["enc/ds"], "n": 832}})
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "encoder")
+    for new, verdict in ((0.178 + 2 / 832, WITHIN), (0.278, DIFFERS)):
+        record = {"enc/ds": {"model": {"checkpoint_sha256": "b" * 64}, "i2t_R@1": new, "n": 832}}
+        _write(repo, "results/metrics/encoder.json", record)
+        result = _by_path(repo)["results/metrics/encoder.json"]
+        assert result.verdict == verdict, result.render()

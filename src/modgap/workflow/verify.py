@@ -13,7 +13,8 @@ compared with the tolerance of their family:
 When the encoder was retrained to a different checkpoint (``checkpoint_sha256`` in
 ``results/metrics/encoder.json`` differs: CPU training is bit-reproducible on one machine, not across
 machines), every number downstream is a property of another encoder, so every file is judged as
-training-dependent: by its interval where it has one, else at **relative 1e-2** (absolute 1e-4 near 0;
+training-dependent: by its interval where it has one (a recall@k: the 95 % binomial interval over the
+``n`` pairs recorded beside it), else at **relative 1e-2** (absolute 1e-4 near 0;
 the largest headline move measured between two machines' checkpoints was 0.6 %, t→i R@1 0.1947 →
 0.1935). Checksums of retrained artefacts become notes. Claim verdicts and every other string must
 still match exactly, so a flipped verdict is "differs" in either mode.
@@ -43,6 +44,7 @@ from modgap.errors import ModgapError
 GEOMETRY_REL, GEOMETRY_ABS = 1e-9, 1e-12
 RETRAINED_REL, RETRAINED_ABS = 1e-2, 1e-4
 ENCODER_METRICS = "results/metrics/encoder.json"
+RECALL_KEY = re.compile(r"R@\d+$")
 TRAINING_FILES = ("results/metrics/eval.json", "results/tables/eval/*")
 COMPARED = ("results/metrics/*.json", "results/metrics/**/*.json", "results/tables/**/*.csv", "results/tables/*.csv")
 RENDERINGS = ("results/tables/*.md", "results/tables/*.tex", "results/tables/**/*.md", "results/tables/**/*.tex",
@@ -137,7 +139,18 @@ def _interval_halfwidth(siblings: dict[str, Any], key: str) -> float | None:
     pair = siblings.get(f"{key}_ci")
     if isinstance(pair, list) and len(pair) == 2 and all(_number(v) is not None for v in pair):
         return (pair[1] - pair[0]) / 2
+    n = siblings.get("n")
+    if isinstance(n, int) and not isinstance(n, bool):
+        return binomial_halfwidth(_number(siblings.get(key)), n, key)
     return None
+
+
+def binomial_halfwidth(value: float | None, n: int, key: str) -> float | None:
+    """95 % normal-approximation half-width of a recall@k, a proportion over ``n`` pairs (only for
+    ``…R@k`` keys): a retrained encoder moving R@1 by 2 of 832 pairs is noise, not a difference."""
+    if value is None or n < 1 or not RECALL_KEY.search(key) or not 0.0 <= value <= 1.0:
+        return None
+    return 1.96 * math.sqrt(max(value * (1.0 - value), 1.0 / n) / n)
 
 
 # --- JSON --------------------------------------------------------------------------------------------------
@@ -209,6 +222,7 @@ def compare_csv(old_text: str, new_text: str, cmp: Comparison) -> None:
         cmp.differences.append(f"rows: {len(old_rows) - 1} -> {len(new_rows) - 1}")
         return
     intervals = _csv_interval_columns(header)
+    pairs_column = next((c for c in header if c.startswith("n pairs")), None)  # recall@k's n
     for old_row, new_row in zip(old_rows[1:], new_rows[1:], strict=True):
         row_key = old_row[0] if old_row else "?"
         old_map, new_map = dict(zip(header, old_row, strict=False)), dict(zip(header, new_row, strict=False))
@@ -219,7 +233,10 @@ def compare_csv(old_text: str, new_text: str, cmp: Comparison) -> None:
                 if col not in intervals.values():  # an interval column moves with its number
                     cmp.exact(key, a_text, b_text)
                 continue
-            cmp.numbers(key, a, b, _csv_halfwidth(old_map.get(intervals.get(col, ""), "")))
+            halfwidth = _csv_halfwidth(old_map.get(intervals.get(col, ""), ""))
+            if halfwidth is None and pairs_column and (n := _cell(old_map.get(pairs_column, ""))):
+                halfwidth = binomial_halfwidth(a, int(n), col)
+            cmp.numbers(key, a, b, halfwidth)
 
 
 def _csv_halfwidth(text: str) -> float | None:
