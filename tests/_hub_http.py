@@ -8,10 +8,11 @@ import contextlib
 import hashlib
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from _data_http import loopback
 
 
 @dataclass
@@ -77,14 +78,6 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 @contextlib.contextmanager
 def serve_hub(repo_id: str, commit: str, files: dict[str, bytes]) -> Iterator[FakeHub]:
     hub = FakeHub(repo_id, commit, dict(files))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
-    httpd.daemon_threads = True
-    hub.endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
+    with loopback(_handler(hub)) as url:
+        hub.endpoint = url
         yield hub
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
